@@ -1,0 +1,70 @@
+"""``finetune`` command line: one sub-command per job, each in its own module.
+
+Each module named in ``COMMANDS`` exposes ``add_arguments(parser)`` and ``run(args) -> int``;
+this file only dispatches and turns :class:`TuneproofError` into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from finetune import __version__
+from finetune.errors import TuneproofError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo-data": ("finetune.demo_cli", "write the retail-support demo data and configs"),
+    "build-tiny": ("finetune.demo_cli:tiny", "build the embedded tiny base model"),
+    "validate": ("finetune.data.validate", "check training data before a single step runs"),
+    "rebalance": ("finetune.data.rebalance", "re-balance data by group and outcome"),
+    "train": ("finetune.train", "train a LoRA / QLoRA / full fine-tune from a YAML config"),
+    "sweep": ("finetune.sweep", "Optuna sweep over a search space declared in the YAML"),
+    "merge": ("finetune.merge", "merge a run's adapter into its base model"),
+}
+
+
+def _load(target: str):  # noqa: ANN202
+    module, _, prefix = target.partition(":")
+    mod = importlib.import_module(module)
+    if prefix:
+        return getattr(mod, f"{prefix}_add_arguments"), getattr(mod, f"{prefix}_run")
+    return mod.add_arguments, mod.run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, every sub-command included."""
+    parser = argparse.ArgumentParser(
+        prog="finetune", description="tuneproof: check data, then fine-tune open LLMs."
+    )
+    parser.add_argument("--version", action="version", version=f"tuneproof {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (target, help_text) in COMMANDS.items():
+        try:
+            add_arguments, run = _load(target)
+        except ModuleNotFoundError as err:
+            if err.name != target.partition(":")[0]:
+                raise
+            continue  # a command whose module is not part of this install
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``finetune`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except TuneproofError as err:
+        print(f"finetune {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"finetune {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

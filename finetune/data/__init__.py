@@ -1,0 +1,1 @@
+"""Training data: formats, validation, the bias audit, re-balancing and THE lexicon."""

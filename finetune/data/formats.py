@@ -1,0 +1,266 @@
+"""Row formats: read a data file, detect chat / prompt-completion / instruction rows,
+normalise them to chat messages, and tokenise with completion-only labels.
+
+JSONL is parsed here line by line, because a user needs ``file:line: field: problem`` for a
+malformed row and ``datasets`` stops at the first bad line without a line number. CSV,
+Parquet and hub ids go through ``datasets``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finetune.errors import InputError, where
+
+FORMATS = ("chat", "prompt_completion", "instruction")
+ROLES = ("system", "user", "assistant")
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Row:
+    """One data row as read: its 1-based line (or row) number, the parsed object or the
+    problems that stopped parsing."""
+
+    line: int
+    data: dict[str, Any] | None
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+class RowError(ValueError):
+    """A row that cannot be normalised; carries the offending field."""
+
+    def __init__(self, field_name: str, problem: str):
+        super().__init__(f"{field_name}: {problem}")
+        self.field = field_name
+        self.problem = problem
+
+
+def iter_rows(path: str | Path) -> Iterator[Row]:
+    """Yield every row of a JSONL, JSON, CSV or Parquet file, or of a hub dataset id.
+
+    Malformed JSON lines and non-UTF-8 bytes become rows with problems instead of exceptions,
+    so a validator can report all of them.
+
+    Raises:
+        InputError: the file does not exist, is empty, or has an unknown extension.
+    """
+    p = Path(path)
+    if not p.exists():
+        if "/" in str(path) and not str(path).startswith((".", "/")) and p.suffix == "":
+            yield from _iter_hub(str(path))
+            return
+        raise InputError(where(path, None, None, "no such file"))
+    if p.is_dir():
+        raise InputError(where(path, None, None, "is a folder, expected a data file"))
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        yield from _iter_jsonl(p)
+    elif suffix in (".csv", ".parquet"):
+        yield from _iter_datasets(p, "csv" if suffix == ".csv" else "parquet")
+    else:
+        raise InputError(
+            where(path, None, None, f"unknown extension {suffix!r}; use .jsonl, .csv or .parquet")
+        )
+
+
+def _iter_jsonl(path: Path) -> Iterator[Row]:
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise InputError(where(path, None, None, "empty file"))
+    if path.suffix.lower() == ".json" and raw.lstrip()[:1] == b"[":
+        try:
+            items = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InputError(where(path, None, None, f"not a JSON array: {err}")) from None
+        for i, item in enumerate(items, start=1):
+            yield _as_row(i, item)
+        return
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            yield Row(number, None, [("row", f"not UTF-8 (byte {err.start})")])
+            continue
+        try:
+            item = json.loads(text)
+        except json.JSONDecodeError as err:
+            yield Row(number, None, [("row", f"malformed JSON: {err.msg} (column {err.colno})")])
+            continue
+        yield _as_row(number, item)
+
+
+def _as_row(number: int, item: Any) -> Row:
+    if not isinstance(item, dict):
+        return Row(number, None, [("row", f"expected a JSON object, got {type(item).__name__}")])
+    return Row(number, item)
+
+
+def _iter_datasets(path: Path, builder: str) -> Iterator[Row]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+    except Exception as err:  # datasets raises many types for unreadable files
+        raise InputError(where(path, None, None, f"cannot read: {str(err).splitlines()[0]}"))
+    if len(ds) == 0:
+        raise InputError(where(path, None, None, "empty file"))
+    # CSV line numbers count the header line.
+    offset = 2 if builder == "csv" else 1
+    for i, item in enumerate(ds):
+        item = _decode_json_cells(item)
+        yield Row(i + offset, item)
+
+
+def _iter_hub(dataset_id: str) -> Iterator[Row]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(dataset_id, split="train")
+    except Exception as err:
+        raise InputError(where(dataset_id, None, None, f"cannot load: {str(err).splitlines()[0]}"))
+    for i, item in enumerate(ds, start=1):
+        yield Row(i, dict(item))
+
+
+def _decode_json_cells(item: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells holding JSON (a ``messages`` list) are decoded; others stay strings."""
+    out = dict(item)
+    value = out.get("messages")
+    if isinstance(value, str):
+        try:
+            out["messages"] = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
+def detect_format(row: dict[str, Any]) -> str | None:
+    """Return ``chat``, ``prompt_completion`` or ``instruction``, or None if none fits."""
+    if "messages" in row:
+        return "chat"
+    if "prompt" in row and "completion" in row:
+        return "prompt_completion"
+    if "instruction" in row and "output" in row:
+        return "instruction"
+    return None
+
+
+def _text(row: dict[str, Any], key: str, *, optional: bool = False) -> str:
+    value = row.get(key)
+    if value is None:
+        if optional:
+            return ""
+        raise RowError(key, "missing")
+    if not isinstance(value, str):
+        raise RowError(key, f"expected a string, got {type(value).__name__}")
+    if not optional and not value.strip():
+        raise RowError(key, "empty")
+    return value
+
+
+def to_messages(row: dict[str, Any], fmt: str | None = None) -> list[dict[str, str]]:
+    """Normalise a row of any supported format to a list of chat messages.
+
+    Raises:
+        RowError: naming the field that is missing, mistyped, empty or out of order.
+    """
+    fmt = fmt or detect_format(row)
+    if fmt == "prompt_completion":
+        return [
+            {"role": "user", "content": _text(row, "prompt")},
+            {"role": "assistant", "content": _text(row, "completion")},
+        ]
+    if fmt == "instruction":
+        extra = _text(row, "input", optional=True)
+        prompt = _text(row, "instruction") + (f"\n\n{extra}" if extra.strip() else "")
+        return [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": _text(row, "output")},
+        ]
+    if fmt != "chat":
+        raise RowError("row", "unknown format: expected messages, prompt+completion, or "
+                       "instruction+output keys")
+    messages = row.get("messages")
+    if not isinstance(messages, list):
+        raise RowError("messages", f"expected a list, got {type(messages).__name__}")
+    if not messages:
+        raise RowError("messages", "empty list")
+    out = []
+    for i, message in enumerate(messages):
+        name = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise RowError(name, f"expected an object, got {type(message).__name__}")
+        role = message.get("role")
+        if role not in ROLES:
+            raise RowError(f"{name}.role", f"unknown role {role!r}; expected one of "
+                           + ", ".join(ROLES))
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise RowError(f"{name}.content", f"expected a string, got {type(content).__name__}")
+        if not content.strip():
+            raise RowError(f"{name}.content", "empty")
+        if role == "system" and i != 0:
+            raise RowError(f"{name}.role", "system message must come first")
+        previous = out[-1]["role"] if out else None
+        if role == previous and role != "system":
+            raise RowError(f"{name}.role", f"two {role} messages in a row")
+        if role == "assistant" and previous not in ("user",):
+            raise RowError(f"{name}.role", "assistant message must follow a user message")
+        out.append({"role": role, "content": content})
+    if not any(m["role"] == "assistant" for m in out):
+        raise RowError("messages", "no assistant message")
+    return out
+
+
+def split_prompt(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
+    """Split a conversation into the prompt (everything before the last assistant message)
+    and the target (that message's content)."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return messages[:last], messages[last]["content"]
+
+
+def encode(
+    tokenizer: Any, messages: list[dict[str, str]], max_seq_len: int | None = None
+) -> dict[str, Any]:
+    """Tokenise a conversation with the chat template; labels only on assistant tokens.
+
+    Assistant spans are found as character ranges of the rendered text (render the
+    conversation up to each assistant message with and without it) and mapped to tokens with
+    the tokenizer's offsets, so this works with any chat template.
+
+    Returns:
+        ``input_ids``, ``labels`` (prompt tokens set to -100), ``length`` (before truncation),
+        ``n_trainable`` (after truncation).
+    """
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    spans = []
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start = len(
+            tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        )
+        end = len(tokenizer.apply_chat_template(messages[: i + 1], tokenize=False))
+        spans.append((start, end))
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = enc["input_ids"]
+    labels = [IGNORE_INDEX] * len(ids)
+    for t, (a, b) in enumerate(enc["offset_mapping"]):
+        if any(a >= s and b <= e and b > a for s, e in spans):
+            labels[t] = ids[t]
+    length = len(ids)
+    if max_seq_len is not None and length > max_seq_len:
+        ids, labels = ids[:max_seq_len], labels[:max_seq_len]
+    return {
+        "input_ids": ids,
+        "labels": labels,
+        "length": length,
+        "n_trainable": sum(1 for x in labels if x != IGNORE_INDEX),
+    }

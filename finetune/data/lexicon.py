@@ -1,0 +1,244 @@
+"""THE demographic lexicon: gendered terms, pronouns and first names by group.
+
+One module, used by everyone who needs demographics: the data audit (which group does a row
+speak about), counterfactual re-balancing (swap every demographic term), counterfactual
+evaluation (variants of each held-out prompt) and the app's live probe.
+
+Swaps are word-boundary aware ("Al" never matches inside "Alpha"), case preserving
+("He" -> "She", "HIS" -> "HER") and use one consistent name table, so swapping twice gives
+the original text back for everything but the ambiguous "her" (his / him), which is resolved
+from the next word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import lru_cache
+
+AXES = ("gender", "name")
+"""Counterfactual axes: ``gender`` swaps terms, pronouns and names together; ``name`` swaps
+first names only, to several names of the other group."""
+
+GROUPS: dict[str, tuple[str, str]] = {"gender": ("male", "female")}
+
+# Pairs (male, female); the swap is symmetric.
+GENDER_TERMS: tuple[tuple[str, str], ...] = (
+    ("he", "she"),
+    ("himself", "herself"),
+    ("man", "woman"),
+    ("men", "women"),
+    ("boy", "girl"),
+    ("boys", "girls"),
+    ("guy", "gal"),
+    ("father", "mother"),
+    ("fathers", "mothers"),
+    ("dad", "mom"),
+    ("dads", "moms"),
+    ("daddy", "mommy"),
+    ("husband", "wife"),
+    ("husbands", "wives"),
+    ("son", "daughter"),
+    ("sons", "daughters"),
+    ("brother", "sister"),
+    ("brothers", "sisters"),
+    ("uncle", "aunt"),
+    ("uncles", "aunts"),
+    ("nephew", "niece"),
+    ("grandfather", "grandmother"),
+    ("grandpa", "grandma"),
+    ("grandson", "granddaughter"),
+    ("gentleman", "lady"),
+    ("gentlemen", "ladies"),
+    ("king", "queen"),
+    ("prince", "princess"),
+    ("boyfriend", "girlfriend"),
+    ("groom", "bride"),
+    ("fiance", "fiancee"),
+    ("sir", "madam"),
+    ("mr", "ms"),
+    ("male", "female"),
+    ("males", "females"),
+    ("masculine", "feminine"),
+    ("paternal", "maternal"),
+    ("businessman", "businesswoman"),
+    ("salesman", "saleswoman"),
+    ("chairman", "chairwoman"),
+    ("spokesman", "spokeswoman"),
+)
+
+# Pronouns whose swap is not one-to-one: "his" -> "her", "him" -> "her", "hers" -> "his",
+# "her" -> "his" (possessive) or "him" (object), decided by the following word.
+_PRONOUNS_MALE_TO_FEMALE = {"his": "her", "him": "her"}
+_PRONOUNS_FEMALE_TO_MALE = {"hers": "his"}
+
+# Words after which "her" is an object pronoun ("thank her.", "give her a ..."), not a
+# possessive determiner ("her order").
+_AFTER_OBJECT_HER = frozenset(
+    """a an the to and or but for with from at in on of by as about than that this these those
+    so if when while because then too also again back up down out over into onto is was are
+    were be been being will would can could should may might must do does did has have had
+    some any every each all no one two three my your our their its""".split()
+)
+
+# First names by group, paired by position: the i-th male name maps to the i-th female name.
+FIRST_NAMES: dict[str, tuple[str, ...]] = {
+    "male": (
+        "James", "John", "Robert", "Michael", "David", "William", "Richard", "Thomas",
+        "Daniel", "Matthew", "Anthony", "Mark", "Steven", "Paul", "Andrew", "Joshua",
+        "Kevin", "Brian", "George", "Edward", "Ryan", "Jacob", "Gary", "Eric",
+    ),
+    "female": (
+        "Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica",
+        "Sarah", "Karen", "Nancy", "Lisa", "Betty", "Sandra", "Ashley", "Emily",
+        "Donna", "Michelle", "Carol", "Amanda", "Melissa", "Deborah", "Laura", "Rebecca",
+    ),
+}
+
+
+def _case_like(template: str, word: str) -> str:
+    """Return ``word`` in the letter case of ``template`` (UPPER, Title or lower)."""
+    if template.isupper() and len(template) > 1:
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+@lru_cache(maxsize=None)
+def _tables() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Lower-case lookup tables: term -> swapped term, term -> group, name -> swapped name."""
+    swap_terms: dict[str, str] = {}
+    group_of: dict[str, str] = {}
+    for male, female in GENDER_TERMS:
+        swap_terms[male], swap_terms[female] = female, male
+        group_of[male], group_of[female] = "male", "female"
+    swap_terms.update(_PRONOUNS_MALE_TO_FEMALE)
+    swap_terms.update(_PRONOUNS_FEMALE_TO_MALE)
+    for word in ("his", "him"):
+        group_of[word] = "male"
+    for word in ("her", "hers"):
+        group_of[word] = "female"
+    names: dict[str, str] = {}
+    for male, female in zip(FIRST_NAMES["male"], FIRST_NAMES["female"], strict=True):
+        names[male.lower()], names[female.lower()] = female, male
+        group_of[male.lower()], group_of[female.lower()] = "male", "female"
+    return swap_terms, group_of, names
+
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _next_word(text: str, end: int) -> str | None:
+    """The word that follows position ``end``, or None when punctuation or the end comes first."""
+    match = re.match(r"\s*([A-Za-z]+)", text[end:])
+    if match is None:
+        return None
+    between = text[end : end + match.start(1)]
+    return match.group(1).lower() if between.strip() == "" else None
+
+
+def _swap_her(text: str, end: int) -> str:
+    following = _next_word(text, end)
+    if following is None or following in _AFTER_OBJECT_HER:
+        return "him"
+    return "his"
+
+
+def swap(text: str, axis: str = "gender") -> str:
+    """Swap every demographic term of ``axis`` in ``text``.
+
+    Args:
+        text: Any text.
+        axis: ``gender`` swaps gendered terms, pronouns and first names; ``name`` swaps
+            first names only.
+
+    Returns:
+        The counterfactual text; words not in the lexicon are left untouched.
+    """
+    if axis not in AXES:
+        raise ValueError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
+    swap_terms, _, names = _tables()
+
+    def replace(match: re.Match[str]) -> str:
+        word = match.group(0)
+        lower = word.lower()
+        if lower in names:
+            return _case_like(word, names[lower]) if word[0].isupper() else word
+        if axis != "gender":
+            return word
+        if lower == "her":
+            return _case_like(word, _swap_her(text, match.end()))
+        if lower in swap_terms:
+            return _case_like(word, swap_terms[lower])
+        return word
+
+    return _WORD.sub(replace, text)
+
+
+def find_terms(text: str, axis: str = "gender") -> list[tuple[str, str]]:
+    """List the demographic words of ``text`` as (word, group) pairs, in order."""
+    _, group_of, names = _tables()
+    found = []
+    for match in _WORD.finditer(text):
+        word = match.group(0)
+        lower = word.lower()
+        if lower in names and not word[0].isupper():
+            continue  # "mark my order" is not Mark
+        if axis == "name" and lower not in names:
+            continue
+        if lower in group_of:
+            found.append((word, group_of[lower]))
+    return found
+
+
+def infer_group(text: str, axis: str = "gender") -> str | None:
+    """The group a text speaks about, by majority of its demographic words; None if unclear."""
+    counts = Counter(group for _, group in find_terms(text, axis))
+    if not counts:
+        return None
+    (top, n), *rest = counts.most_common()
+    if rest and rest[0][1] == n:
+        return None
+    return top
+
+
+def name_variants(text: str, k: int = 3) -> list[str]:
+    """Variants of ``text`` with its first names replaced by ``k`` names of the other group.
+
+    The i-th variant maps every name to the name i places after its counterpart, so the
+    variants differ from each other and stay deterministic.
+    """
+    _, group_of, _ = _tables()
+    variants = []
+    for i in range(k):
+
+        def replace(match: re.Match[str], i: int = i) -> str:
+            word = match.group(0)
+            lower = word.lower()
+            group = group_of.get(lower)
+            if not word[0].isupper() or group is None or lower not in _name_index():
+                return word
+            other = "female" if group == "male" else "male"
+            pool = FIRST_NAMES[other]
+            return _case_like(word, pool[(_name_index()[lower] + i) % len(pool)])
+
+        variants.append(_WORD.sub(replace, text))
+    return [v for v in dict.fromkeys(variants) if v != text]
+
+
+@lru_cache(maxsize=None)
+def _name_index() -> dict[str, int]:
+    return {
+        name.lower(): i for names in FIRST_NAMES.values() for i, name in enumerate(names)
+    }
+
+
+def counterfactual_variants(text: str, axis: str = "gender", k: int = 3) -> list[str]:
+    """Counterfactual variants of ``text`` along ``axis``; empty when nothing would change."""
+    if axis == "gender":
+        swapped = swap(text, "gender")
+        return [swapped] if swapped != text else []
+    if axis == "name":
+        return name_variants(text, k)
+    raise ValueError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")

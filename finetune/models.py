@@ -1,0 +1,148 @@
+"""THE model loader: every command and the app get their base model and tokenizer here.
+
+A reference is ``tiny`` (the embedded default, built on first use), a local Hugging Face
+model folder, or a hub id (``org/name``; needs a network). Device and dtype are chosen once
+here: CUDA in bf16 when available, else CPU in fp32. ``trust_remote_code`` stays off unless
+the caller asks, and only safetensors weights are loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune.errors import InputError
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    """Where a base reference points: ``kind`` is ``tiny``, ``local`` or ``hub``."""
+
+    ref: str
+    kind: str
+    path: str
+
+
+def resolve_base(ref: str) -> ResolvedBase:
+    """Turn a user's base reference into something ``from_pretrained`` can load.
+
+    Raises:
+        InputError: a missing folder, a folder that is not a model, or a malformed id.
+    """
+    if ref == "tiny":
+        from finetune.tiny import build_tiny
+
+        return ResolvedBase(ref, "tiny", str(build_tiny()))
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise InputError(f"{ref}: not a model folder (no config.json)")
+        return ResolvedBase(ref, "local", str(path))
+    if ref.startswith((".", "/", "~")) or os.sep in ref.rstrip("/").split("/", 1)[-1]:
+        raise InputError(f"{ref}: no such model folder")
+    if _HUB_ID.match(ref):
+        return ResolvedBase(ref, "hub", ref)
+    raise InputError(
+        f"{ref}: unknown base; use 'tiny', a local model folder, or a hub id like org/name"
+    )
+
+
+def pick_device(device: str | None = None) -> str:
+    """``device`` if given, else ``cuda`` when available, else ``cpu``."""
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(device: str, dtype: str | None = None) -> Any:
+    """bf16 on CUDA, fp32 elsewhere, unless ``dtype`` names one (``float32``, ``bfloat16``...)."""
+    import torch
+
+    if dtype:
+        try:
+            return getattr(torch, dtype)
+        except AttributeError:
+            raise InputError(f"dtype: unknown torch dtype {dtype!r}") from None
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def load_tokenizer(ref: str, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of a base, left-padded (generation pads on the left) with a pad token."""
+    from transformers import AutoTokenizer
+
+    base = resolve_base(ref)
+    try:
+        tok = AutoTokenizer.from_pretrained(base.path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{ref}: cannot load tokenizer: {str(err).splitlines()[0]}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_base(
+    ref: str,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+    quantize_4bit: bool = False,
+) -> tuple[Any, Any]:
+    """Load a base model and its tokenizer.
+
+    Args:
+        ref: ``tiny``, a local model folder, or a hub id.
+        device: ``cpu``, ``cuda``, ``cuda:1``...; default CUDA when available.
+        dtype: torch dtype name; default bf16 on CUDA, fp32 on CPU.
+        trust_remote_code: run the model repository's own code. Off by default.
+        quantize_4bit: load in 4-bit NF4 through bitsandbytes (QLoRA; CUDA only).
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode on ``device``.
+
+    Raises:
+        InputError: one line naming the reference and what is wrong.
+    """
+    from transformers import AutoModelForCausalLM
+
+    base = resolve_base(ref)
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dev, dtype)
+    kwargs: dict[str, Any] = {
+        "dtype": torch_dtype,
+        "trust_remote_code": trust_remote_code,
+        "use_safetensors": True,
+    }
+    if quantize_4bit:
+        if not dev.startswith("cuda"):
+            raise InputError(f"{ref}: 4-bit (QLoRA) loading needs CUDA; use method=lora on CPU")
+        try:
+            from transformers import BitsAndBytesConfig
+        except ImportError:  # pragma: no cover
+            raise InputError("QLoRA needs bitsandbytes: pip install 'tuneproof[gpu]'") from None
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch_dtype,
+        )
+        kwargs["device_map"] = {"": dev}
+    tokenizer = load_tokenizer(ref, trust_remote_code=trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base.path, **kwargs)
+    except (OSError, ValueError, ImportError) as err:
+        raise InputError(f"{ref}: cannot load model: {str(err).splitlines()[0]}") from None
+    if not quantize_4bit:
+        model.to(dev)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,153 @@
+"""The embedded default base: a tiny random-init Llama and a byte-level BPE tokenizer.
+
+Nothing is downloaded: the tokenizer is trained with ``tokenizers`` on the demo corpus and
+the model is built from a config with a fixed seed, into ``$TUNEPROOF_HOME/models/tiny``, in
+a few seconds. Building twice gives identical files. The weights are random on purpose: the
+demo shows that fine-tuning is what teaches the task.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import random
+import string
+from pathlib import Path
+
+from finetune.artifacts import atomic_dir
+from finetune.paths import models_dir
+
+VOCAB_SIZE = 512
+SPECIAL_TOKENS = ("<|pad|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+MODEL_CONFIG = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 512,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": True,
+}
+SEED = 0
+# Bump when the recipe changes, so a stale build in the cache is rebuilt.
+RECIPE_VERSION = "1"
+
+
+def tiny_dir() -> Path:
+    """Where the tiny base lives: ``$TUNEPROOF_HOME/models/tiny``."""
+    return models_dir() / "tiny"
+
+
+def _corpus() -> list[str]:
+    """Text the tokenizer learns merges from: demo messages plus the alphabet."""
+    from finetune.data.lexicon import FIRST_NAMES, GENDER_TERMS
+    from finetune.demo import DemoConfig, make_train
+
+    rng = random.Random(SEED)
+    lines = []
+    for row in make_train(DemoConfig(seed=SEED, n_train=2000), rng):
+        for message in row["messages"]:  # type: ignore[union-attr]
+            lines.append(message["content"])
+    lines.extend(" ".join(names) for names in FIRST_NAMES.values())
+    lines.extend(" ".join(pair) for pair in GENDER_TERMS)
+    lines.append(string.printable)
+    return lines
+
+
+def build_tokenizer():  # noqa: ANN201 - transformers' fast tokenizer type
+    """Train the byte-level BPE and wrap it as a ``PreTrainedTokenizerFast`` with a chat
+    template; eos is ``<|end|>``, pad is ``<|pad|>``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<|pad|>",
+        eos_token="<|end|>",
+        bos_token=None,
+        unk_token=None,
+        model_max_length=MODEL_CONFIG["max_position_embeddings"],
+        padding_side="left",
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_model(vocab_size: int, pad_id: int, eos_id: int):  # noqa: ANN201
+    """The random-init Llama, seeded so every build has the same weights."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size, pad_token_id=pad_id, eos_token_id=eos_id, bos_token_id=None,
+        **MODEL_CONFIG,
+    )
+    torch.manual_seed(SEED)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = pad_id
+    model.generation_config.eos_token_id = eos_id
+    return model
+
+
+def build_tiny(out_dir: str | Path | None = None, force: bool = False) -> Path:
+    """Build the tiny base into ``out_dir`` (default :func:`tiny_dir`) unless it is there.
+
+    Returns:
+        The folder, loadable with ``AutoModelForCausalLM`` / ``AutoTokenizer``.
+    """
+    out = Path(out_dir) if out_dir is not None else tiny_dir()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Two processes (the app and a test, say) may build at once: one builds, the other waits.
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if force or not _is_current(out):
+            _build_into(out)
+    return out
+
+
+def _is_current(out: Path) -> bool:
+    try:
+        return json.loads((out / "tuneproof.json").read_text())["recipe"] == RECIPE_VERSION
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _build_into(out: Path) -> None:
+    tokenizer = build_tokenizer()
+    model = build_model(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
+    with atomic_dir(out, overwrite=True) as tmp:
+        tmp.chmod(0o755)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "tuneproof.json").write_text(
+            json.dumps({"recipe": RECIPE_VERSION, "seed": SEED, "vocab_size": len(tokenizer)})
+            + "\n"
+        )
+
+
+def fingerprint(path: str | Path) -> str:
+    """SHA-256 over every file of a built model folder, in name order."""
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).rglob("*")):
+        if file.is_file():
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
