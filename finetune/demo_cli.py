@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
 def tiny_add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``finetune build-tiny``."""
-    parser.add_argument("--out", type=Path, default=None, help="default $TUNEPROOF_HOME/models/tiny")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default $TUNEPROOF_HOME/models/tiny"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even if present")
 
 

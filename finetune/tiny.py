@@ -63,8 +63,10 @@ def _corpus() -> list[str]:
 
 
 def build_tokenizer():  # noqa: ANN201 - transformers' fast tokenizer type
-    """Train the byte-level BPE and wrap it as a ``PreTrainedTokenizerFast`` with a chat
-    template; eos is ``<|end|>``, pad is ``<|pad|>``."""
+    """Train the byte-level BPE and wrap it as a ``PreTrainedTokenizerFast``.
+
+    It has the chat template; eos is ``<|end|>``, pad is ``<|pad|>``, padding on the left.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

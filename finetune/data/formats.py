@@ -1,5 +1,6 @@
-"""Row formats: read a data file, detect chat / prompt-completion / instruction rows,
-normalise them to chat messages, and tokenise with completion-only labels.
+"""Row formats: read data, normalise rows to chat messages, tokenise with completion-only labels.
+
+Chat, prompt/completion and instruction rows are detected per row.
 
 JSONL is parsed here line by line, because a user needs ``file:line: field: problem`` for a
 malformed row and ``datasets`` stops at the first bad line without a line number. CSV,
@@ -23,8 +24,13 @@ IGNORE_INDEX = -100
 
 @dataclass
 class Row:
-    """One data row as read: its 1-based line (or row) number, the parsed object or the
-    problems that stopped parsing."""
+    """One data row as read.
+
+    Attributes:
+        line: 1-based line (JSONL) or row number (CSV counts its header line).
+        data: the parsed object, or None when parsing failed.
+        problems: (field, problem) pairs that stopped parsing.
+    """
 
     line: int
     data: dict[str, Any] | None
@@ -108,7 +114,9 @@ def _iter_datasets(path: Path, builder: str) -> Iterator[Row]:
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as err:  # datasets raises many types for unreadable files
-        raise InputError(where(path, None, None, f"cannot read: {str(err).splitlines()[0]}"))
+        raise InputError(
+            where(path, None, None, f"cannot read: {str(err).splitlines()[0]}")
+        ) from None
     if len(ds) == 0:
         raise InputError(where(path, None, None, "empty file"))
     # CSV line numbers count the header line.
@@ -124,7 +132,9 @@ def _iter_hub(dataset_id: str) -> Iterator[Row]:
     try:
         ds = datasets.load_dataset(dataset_id, split="train")
     except Exception as err:
-        raise InputError(where(dataset_id, None, None, f"cannot load: {str(err).splitlines()[0]}"))
+        raise InputError(
+            where(dataset_id, None, None, f"cannot load: {str(err).splitlines()[0]}")
+        ) from None
     for i, item in enumerate(ds, start=1):
         yield Row(i, dict(item))
 
@@ -220,8 +230,11 @@ def to_messages(row: dict[str, Any], fmt: str | None = None) -> list[dict[str, s
 
 
 def split_prompt(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
-    """Split a conversation into the prompt (everything before the last assistant message)
-    and the target (that message's content)."""
+    """Split a conversation into its prompt and target.
+
+    Returns:
+        The messages before the last assistant message, and that message's content.
+    """
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
     return messages[:last], messages[last]["content"]
 

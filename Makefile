@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine (see README):
+#   make app    set up, build the demo on first start, serve the app on the embedded default
+#   make test   set up, run the whole test suite (offline)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch; a bare `torch` requirement would pull a 5 GB CUDA build.
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: setup app test demo lint browser-deps bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+app: setup
+	$(BIN)/python app.py
+
+# Debian's chromium + chromedriver for the browser test; installed when we are root, else the
+# browser test skips and says why.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "note: chromium not installed and not root; the browser test will be skipped"; fi
+
+# pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: setup browser-deps
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -ra $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
