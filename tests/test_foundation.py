@@ -134,3 +134,21 @@ def test_demo_data_cli_writes_configs(tmp_path: Path) -> None:
     assert main(["demo-data", str(tmp_path), "--seed", "1"]) == 0
     for name in ("train.yaml", "task.yaml"):
         assert isinstance(yaml.safe_load((tmp_path / name).read_text()), dict)
+
+
+def test_load_base_from_a_local_folder_built_in_process(tmp_path: Path, tiny_dir: Path) -> None:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "m")
+    AutoTokenizer.from_pretrained(tiny_dir).save_pretrained(tmp_path / "m")
+    model, tok = load_base(str(tmp_path / "m"))
+    assert model.config.num_hidden_layers == 1 and tok.padding_side == "left"
+    assert not model.training
+
+
+def test_trust_remote_code_is_off_by_default() -> None:
+    import inspect
+
+    assert inspect.signature(load_base).parameters["trust_remote_code"].default is False
