@@ -1,0 +1,1 @@
+"""The tuneproof Gradio app: compare, arena, counterfactual probe and reports."""

@@ -1,0 +1,183 @@
+"""Arena scores: per-pair win rates, Elo, Bradley-Terry with bootstrap CIs, walk verdicts.
+
+A tie and "both bad" both count half a win to each side, as in Chatbot Arena. Ratings are on
+the Elo scale (400 points = 10:1 odds) around 1000.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import binomtest
+
+from tuneproof_app.votes import Vote
+
+BASE_RATING = 1000.0
+SCALE = 400.0 / math.log(10.0)
+"""Elo points per unit of log-odds."""
+
+
+def score_left(verdict: str) -> float:
+    """The left model's score for one vote: 1 win, 0 loss, 0.5 tie or both bad."""
+    return {"left": 1.0, "right": 0.0}.get(verdict, 0.5)
+
+
+@dataclass(frozen=True)
+class PairStats:
+    """Head-to-head record of ``model_a`` against ``model_b`` (names in sorted order)."""
+
+    model_a: str
+    model_b: str
+    n: int
+    wins_a: int
+    wins_b: int
+    ties: int
+    both_bad: int
+
+    @property
+    def win_rate_a(self) -> float:
+        """Share of votes won by ``model_a``, ties counting half."""
+        return (self.wins_a + 0.5 * (self.ties + self.both_bad)) / self.n if self.n else math.nan
+
+
+def pair_stats(votes: Sequence[Vote]) -> list[PairStats]:
+    """Win/loss/tie counts per unordered model pair, whichever side each model was shown on."""
+    table: dict[tuple[str, str], list[int]] = {}
+    for v in votes:
+        a, b = sorted((v.model_left, v.model_right))
+        row = table.setdefault((a, b), [0, 0, 0, 0, 0])
+        row[0] += 1
+        if v.verdict in ("left", "right"):
+            winner = v.model_left if v.verdict == "left" else v.model_right
+            row[1 if winner == a else 2] += 1
+        else:
+            row[3 if v.verdict == "tie" else 4] += 1
+    return [PairStats(a, b, *row) for (a, b), row in sorted(table.items())]
+
+
+def elo(votes: Sequence[Vote], k: float = 32.0, models: Sequence[str] = ()) -> dict[str, float]:
+    """Online Elo ratings, votes applied in the order given.
+
+    Args:
+        votes: Votes in time order.
+        k: Update step.
+        models: Models to rate even without votes (they keep the base rating).
+    """
+    ratings = dict.fromkeys(models, BASE_RATING)
+    for v in votes:
+        ra = ratings.setdefault(v.model_left, BASE_RATING)
+        rb = ratings.setdefault(v.model_right, BASE_RATING)
+        expected = 1.0 / (1.0 + 10.0 ** ((rb - ra) / 400.0))
+        delta = k * (score_left(v.verdict) - expected)
+        ratings[v.model_left] = ra + delta
+        ratings[v.model_right] = rb - delta
+    return ratings
+
+
+def bradley_terry(
+    votes: Sequence[Vote], models: Sequence[str] = (), ridge: float = 1e-4
+) -> dict[str, float]:
+    """Maximum-likelihood Bradley-Terry ratings on the Elo scale, mean 1000.
+
+    Args:
+        votes: Votes (order does not matter).
+        models: Models to rate; models seen in votes are added.
+        ridge: A small L2 penalty on the log-strengths keeps an unbeaten model finite.
+    """
+    names = sorted(set(models) | {m for v in votes for m in (v.model_left, v.model_right)})
+    if not names:
+        return {}
+    index = {m: i for i, m in enumerate(names)}
+    left = np.array([index[v.model_left] for v in votes], dtype=int)
+    right = np.array([index[v.model_right] for v in votes], dtype=int)
+    s = np.array([score_left(v.verdict) for v in votes], dtype=float)
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        d = theta[left] - theta[right]
+        # -[s log sigma(d) + (1-s) log sigma(-d)], written stably
+        loss = np.logaddexp(0.0, -d) * s + np.logaddexp(0.0, d) * (1.0 - s)
+        g = 1.0 / (1.0 + np.exp(-d)) - s
+        grad = np.bincount(left, g, len(names)) - np.bincount(right, g, len(names))
+        return float(loss.sum() + ridge * theta @ theta), grad + 2.0 * ridge * theta
+
+    theta = minimize(nll, np.zeros(len(names)), jac=True, method="L-BFGS-B").x
+    theta -= theta.mean()
+    return {m: BASE_RATING + SCALE * float(theta[index[m]]) for m in names}
+
+
+def bootstrap_bt(
+    votes: Sequence[Vote], models: Sequence[str] = (), n_boot: int = 200, seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap CIs of the Bradley-Terry ratings (votes resampled with replacement)."""
+    names = sorted(set(models) | {m for v in votes for m in (v.model_left, v.model_right)})
+    if not votes:
+        return {m: (math.nan, math.nan) for m in names}
+    rng = np.random.default_rng(seed)
+    draws = {m: [] for m in names}
+    for _ in range(n_boot):
+        sample = [votes[i] for i in rng.integers(0, len(votes), len(votes))]
+        ratings = bradley_terry(sample, names)
+        for m in names:
+            draws[m].append(ratings[m])
+    tail = (1.0 - level) / 2.0 * 100.0
+    return {
+        m: (float(np.percentile(d, tail)), float(np.percentile(d, 100.0 - tail)))
+        for m, d in draws.items()
+    }
+
+
+def leaderboard(
+    votes: Sequence[Vote], models: Sequence[str] = (), n_boot: int = 200, seed: int = 0
+) -> list[dict[str, object]]:
+    """One row per model, best Bradley-Terry rating first."""
+    bt = bradley_terry(votes, models)
+    ci = bootstrap_bt(votes, models, n_boot=n_boot, seed=seed)
+    online = elo(votes, models=models)
+    n_votes = {m: 0 for m in bt}
+    for v in votes:
+        n_votes[v.model_left] += 1
+        n_votes[v.model_right] += 1
+    rows = [
+        {"model": m, "votes": n_votes[m], "bradley_terry": round(bt[m], 1),
+         "ci_low": round(ci[m][0], 1), "ci_high": round(ci[m][1], 1), "elo": round(online[m], 1)}
+        for m in bt
+    ]
+    return sorted(rows, key=lambda r: -float(r["bradley_terry"]))  # type: ignore[arg-type]
+
+
+def walk_verdicts(
+    votes: Sequence[Vote], models: Sequence[str] = (), alpha: float = 0.05
+) -> list[dict[str, object]]:
+    """Per-pair verdicts over a fixed prompt set: an exact two-sided sign test on decisive votes.
+
+    Returns:
+        One row per pair with the counts, the p-value and a verdict: which model is better at
+        level ``alpha``, "no significant difference", or "no votes".
+    """
+    stats = {(p.model_a, p.model_b): p for p in pair_stats(votes)}
+    names = sorted(set(models) | {m for pair in stats for m in pair})
+    rows = []
+    for a, b in combinations(names, 2):
+        p = stats.get((a, b), PairStats(a, b, 0, 0, 0, 0, 0))
+        decisive = p.wins_a + p.wins_b
+        p_value = binomtest(p.wins_a, decisive, 0.5).pvalue if decisive else math.nan
+        if p.n == 0:
+            verdict = "no votes"
+        elif decisive and p_value < alpha:
+            verdict = f"{a if p.wins_a > p.wins_b else b} is better"
+        else:
+            verdict = "no significant difference"
+        rows.append({
+            "model_a": a, "model_b": b, "votes": p.n, "wins_a": p.wins_a, "wins_b": p.wins_b,
+            "ties": p.ties, "both_bad": p.both_bad,
+            "win_rate_a": None if p.n == 0 else round(p.win_rate_a, 3),
+            "p_value": None if math.isnan(p_value) else float(p_value),
+            "verdict": verdict,
+        })
+    return rows
