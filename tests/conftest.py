@@ -40,3 +40,22 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     write_demo(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def lora_adapters(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two LoRA adapters on the tiny base with random non-zero weights (no training), so each
+    answers differently from the base: ``{"a": dir, "b": dir}``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from finetune.models import load_base
+
+    out = tmp_path_factory.mktemp("adapters")
+    for seed, name in enumerate(("a", "b"), start=1):
+        model, _ = load_base("tiny")
+        torch.manual_seed(seed)
+        config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
+                            init_lora_weights=False)
+        get_peft_model(model, config).save_pretrained(out / name)
+    return {"a": out / "a", "b": out / "b"}

@@ -1,0 +1,510 @@
+"""THE generation engine: one base model in memory, adapters by name, one mixed batch.
+
+Every prompt x model pair of a chunk goes through a single ``generate`` call with PEFT's
+mixed-adapter batches (``adapter_names=[...]``, ``"__base__"`` for the base), so scoring
+the base and two adapters costs about one pass instead of three. Prompts are rendered with
+the tokenizer's chat template, sorted by length (longest first, so a memory error shows on
+the first chunk) and left-padded. The same engine serves the evaluation, the fairness probes
+(log-likelihoods) and the app (token streaming).
+
+Mixed batches do not work with DoRA or merged adapters (PEFT docs); such adapters are
+refused when loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune.errors import InputError, UsageError
+from finetune.models import load_base
+
+BASE = "__base__"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass
+class GenerationConfig:
+    """Decoding settings shared by every model of a call.
+
+    ``temperature`` 0 is greedy decoding; above 0 samples, reproducibly when ``seed`` is set.
+    """
+
+    max_new_tokens: int = 32
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise UsageError(
+                f"max_new_tokens: must be a positive integer, got {self.max_new_tokens!r}"
+            )
+        if self.temperature < 0:
+            raise UsageError(f"temperature: must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise UsageError(f"top_p: must be in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class Generation:
+    """One model's answer to one prompt.
+
+    ``seconds`` is the wall time of the batched call that produced it (shared by the rows of
+    that call), ``n_tokens`` the tokens generated up to and including the end token, and
+    ``token_ids`` the generated ids before the end token.
+    """
+
+    model: str
+    text: str
+    n_tokens: int
+    seconds: float
+    token_ids: tuple[int, ...] = ()
+
+
+def resolve_adapter_dir(path: str | Path) -> Path:
+    """A PEFT adapter folder from a run directory (``DIR/adapter``) or an adapter folder.
+
+    Raises:
+        InputError: the folder does not exist or holds no ``adapter_config.json``.
+    """
+    p = Path(path).expanduser()
+    if (p / "adapter" / "adapter_config.json").is_file():
+        return p / "adapter"
+    if (p / "adapter_config.json").is_file():
+        return p
+    if not p.exists():
+        raise InputError(f"{path}: no such adapter or run folder")
+    raise InputError(f"{path}: not an adapter folder (no adapter_config.json, nor adapter/)")
+
+
+class _BatchStreamer:
+    """Receives every decoding step's tokens (one per row) from ``generate`` into a queue.
+
+    ``transformers``' text streamers accept one row only; this one keeps the whole batch.
+    """
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:  # the first call hands over the prompt ids
+            self._prompt_seen = True
+            return
+        self.queue.put(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        self.queue.put(None)
+
+
+class Engine:
+    """A base model plus named LoRA adapters, generating for all of them in one batch.
+
+    Args:
+        base: ``tiny``, a local model folder or a hub id (see ``finetune.models``).
+        adapters: name -> adapter folder or run directory.
+        device: ``cpu``, ``cuda``...; default CUDA when available.
+        dtype: torch dtype name; default bf16 on CUDA, fp32 on CPU.
+        trust_remote_code: run the base repository's own code.
+        max_prompt_tokens: longest prompt accepted, in tokens.
+        max_new_tokens_cap: largest ``max_new_tokens`` accepted.
+        batch_size: prompts per chunk; each chunk holds ``batch_size x len(models)`` rows.
+    """
+
+    def __init__(
+        self,
+        base: str = "tiny",
+        adapters: Mapping[str, str | Path] | None = None,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        trust_remote_code: bool = False,
+        max_prompt_tokens: int = 1024,
+        max_new_tokens_cap: int = 256,
+        batch_size: int = 32,
+    ) -> None:
+        if batch_size < 1:
+            raise UsageError(f"batch_size: must be >= 1, got {batch_size}")
+        self.base_ref = base
+        self.model, self.tokenizer = load_base(
+            base, device=device, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+        self.tokenizer.padding_side = "left"
+        self.device = next(self.model.parameters()).device
+        self.max_prompt_tokens = max_prompt_tokens
+        self.max_new_tokens_cap = max_new_tokens_cap
+        self.batch_size = batch_size
+        self.adapter_dirs: dict[str, Path] = {}
+        self._lock = threading.Lock()
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self._eos: set[int] = set(eos if isinstance(eos, list) else [eos]) - {None}
+        for name, path in (adapters or {}).items():
+            self.add_adapter(name, path)
+
+    # ----------------------------------------------------------------- adapters
+    @property
+    def model_names(self) -> list[str]:
+        """``[BASE, *adapter names]`` in the order the adapters were added."""
+        return [BASE, *self.adapter_dirs]
+
+    @property
+    def is_peft(self) -> bool:
+        """Whether any adapter is loaded (the model is then a ``PeftModel``)."""
+        return bool(self.adapter_dirs)
+
+    def add_adapter(self, name: str, path: str | Path) -> None:
+        """Load a PEFT adapter under ``name`` (a run directory or its ``adapter/`` folder).
+
+        Raises:
+            UsageError: a bad or duplicate name, or an adapter that cannot join mixed batches.
+            InputError: the folder is missing or not a loadable adapter.
+        """
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise UsageError(
+                f"adapter name {name!r}: use letters, digits, '_' or '-' (at most 64 characters)"
+            )
+        if name == BASE or name in self.adapter_dirs:
+            raise UsageError(f"adapter name {name!r}: already in use")
+        folder = resolve_adapter_dir(path)
+        try:
+            cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise InputError(f"{folder / 'adapter_config.json'}: unreadable: {err}") from None
+        if cfg.get("use_dora"):
+            raise UsageError(f"{path}: DoRA adapters cannot join mixed-adapter batches")
+        from peft import PeftModel
+
+        with self._lock:
+            try:
+                if not self.adapter_dirs:
+                    self.model = PeftModel.from_pretrained(
+                        self.model, str(folder), adapter_name=name, is_trainable=False
+                    )
+                else:
+                    self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+            except (OSError, ValueError, KeyError, RuntimeError) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise InputError(f"{path}: cannot load adapter: {first}") from None
+            self.model.eval()
+            self.adapter_dirs[name] = folder
+
+    def _check_models(self, models: Sequence[str]) -> list[str]:
+        models = list(models)
+        if not models:
+            raise UsageError("models: give at least one model name")
+        for m in models:
+            if m not in self.model_names:
+                raise UsageError(
+                    f"model {m!r}: not loaded; known models: {', '.join(self.model_names)}"
+                )
+        return models
+
+    # ---------------------------------------------------------------- encoding
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """The chat-template text of ``messages`` followed by the assistant's opening."""
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    def encode_prompt(self, messages: list[dict[str, str]], index: int = 0) -> list[int]:
+        """Token ids of a rendered prompt.
+
+        Raises:
+            UsageError: the prompt is longer than ``max_prompt_tokens``.
+        """
+        ids = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+        if len(ids) > self.max_prompt_tokens:
+            raise UsageError(
+                f"prompt {index}: {len(ids)} tokens, more than max_prompt_tokens="
+                f"{self.max_prompt_tokens}"
+            )
+        return ids
+
+    def _check_config(self, config: GenerationConfig | None, longest: int) -> GenerationConfig:
+        config = config or GenerationConfig()
+        if config.max_new_tokens > self.max_new_tokens_cap:
+            raise UsageError(
+                f"max_new_tokens: {config.max_new_tokens} is above the cap of "
+                f"{self.max_new_tokens_cap}"
+            )
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit and longest + config.max_new_tokens > limit:
+            raise UsageError(
+                f"prompt + max_new_tokens: {longest} + {config.max_new_tokens} tokens exceed the "
+                f"model's context of {limit}"
+            )
+        return config
+
+    def _generate_kwargs(self, config: GenerationConfig) -> dict[str, Any]:
+        from transformers import GenerationConfig as HFGenerationConfig
+
+        sample = config.temperature > 0
+        gen = HFGenerationConfig(
+            max_new_tokens=config.max_new_tokens,
+            do_sample=sample,
+            temperature=config.temperature if sample else None,
+            top_p=config.top_p if sample else None,
+            top_k=None,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=sorted(self._eos) or None,
+        )
+        return {"generation_config": gen}
+
+    def _batch(self, id_lists: list[list[int]], side: str = "left") -> dict[str, Any]:
+        import torch
+
+        width = max(len(ids) for ids in id_lists)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(id_lists), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(id_lists), width), dtype=torch.long)
+        for r, ids in enumerate(id_lists):
+            if side == "left":
+                input_ids[r, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+                mask[r, width - len(ids):] = 1
+            else:
+                input_ids[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+                mask[r, : len(ids)] = 1
+        return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+
+    def _adapter_kwargs(self, row_models: list[str]) -> dict[str, Any]:
+        # A plain model (no adapters) only ever serves BASE; _check_models made sure of that.
+        return {"adapter_names": row_models} if self.is_peft else {}
+
+    def _cut(self, tokens: list[int]) -> tuple[list[int], int]:
+        """Tokens before the first end token, and the count generated including it."""
+        for k, t in enumerate(tokens):
+            if t in self._eos:
+                return tokens[:k], k + 1
+        return tokens, len(tokens)
+
+    # -------------------------------------------------------------- generation
+    def generate(
+        self,
+        prompts: Sequence[list[dict[str, str]]],
+        models: Sequence[str],
+        config: GenerationConfig | None = None,
+        progress: bool = False,
+    ) -> list[list[Generation]]:
+        """Answer every prompt with every model, all models in one mixed batch per chunk.
+
+        Args:
+            prompts: chat conversations without the final assistant turn.
+            models: model names (``BASE`` and/or adapter names).
+            config: decoding settings; greedy, 32 new tokens by default.
+            progress: show a tqdm bar counting generations.
+
+        Returns:
+            ``result[i][j]``: prompt ``i`` answered by ``models[j]``.
+
+        Raises:
+            UsageError: an unknown model, an over-long prompt or ``max_new_tokens`` above the cap.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        models = self._check_models(models)
+        encoded = [self.encode_prompt(p, i) for i, p in enumerate(prompts)]
+        if not encoded:
+            return []
+        config = self._check_config(config, max(len(e) for e in encoded))
+        kwargs = self._generate_kwargs(config)
+        order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
+        results: list[list[Generation | None]] = [[None] * len(models) for _ in encoded]
+        bar = tqdm(total=len(encoded) * len(models), unit="gen", disable=not progress,
+                   desc="generate")
+        with self._lock, bar:
+            for c, start in enumerate(range(0, len(order), self.batch_size)):
+                chunk = order[start: start + self.batch_size]
+                rows = [(i, j) for i in chunk for j in range(len(models))]
+                batch = self._batch([encoded[i] for i, _ in rows])
+                seed_ctx = (
+                    torch.random.fork_rng(devices=self._rng_devices())
+                    if config.seed is not None and config.temperature > 0
+                    else contextlib.nullcontext()
+                )
+                t0 = time.perf_counter()
+                with seed_ctx, torch.inference_mode():
+                    if config.seed is not None and config.temperature > 0:
+                        torch.manual_seed(config.seed + c)
+                    out = self.model.generate(
+                        **batch, **kwargs, **self._adapter_kwargs([models[j] for _, j in rows])
+                    )
+                seconds = time.perf_counter() - t0
+                new = out[:, batch["input_ids"].shape[1]:].tolist()
+                for (i, j), tokens in zip(rows, new, strict=True):
+                    kept, n = self._cut(tokens)
+                    text = self.tokenizer.decode(kept, skip_special_tokens=True)
+                    results[i][j] = Generation(models[j], text, n, seconds, tuple(kept))
+                bar.update(len(rows))
+        return results  # type: ignore[return-value]
+
+    def _rng_devices(self) -> list[Any]:
+        return [self.device] if self.device.type == "cuda" else []
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        models: Sequence[str],
+        config: GenerationConfig | None = None,
+    ) -> Iterator[list[str]]:
+        """Stream one conversation's answer from several models decoded together.
+
+        Yields:
+            After every decoding step, the cumulative text of each model, in ``models`` order.
+            Closing the iterator early stops the decoding.
+
+        Raises:
+            UsageError: as :meth:`generate`.
+        """
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        models = self._check_models(models)
+        ids = self.encode_prompt(messages)
+        config = self._check_config(config, len(ids))
+        batch = self._batch([ids] * len(models))
+        streamer = _BatchStreamer()
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kw: Any) -> Any:
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool,
+                                  device=input_ids.device)
+
+        kwargs = self._generate_kwargs(config)
+
+        def work() -> None:
+            try:
+                with self._lock, torch.inference_mode():
+                    if config.seed is not None and config.temperature > 0:
+                        torch.manual_seed(config.seed)
+                    self.model.generate(
+                        **batch, **kwargs, **self._adapter_kwargs(models), streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([_Stop()]),
+                    )
+            except BaseException as err:  # handed to the consuming thread
+                failure.append(err)
+                streamer.queue.put(None)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        tokens: list[list[int]] = [[] for _ in models]
+        done = [False] * len(models)
+        try:
+            while True:
+                step = streamer.queue.get()
+                if step is None:
+                    break
+                for r, t in enumerate(step):
+                    if done[r]:
+                        continue
+                    if t in self._eos:
+                        done[r] = True
+                    else:
+                        tokens[r].append(t)
+                yield [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+        finally:
+            stop.set()
+            thread.join()
+        if failure:
+            raise failure[0]
+
+    # ---------------------------------------------------------- log-likelihood
+    def _encode_pair(self, context: str, continuation: str, index: int) -> tuple[list[int], int]:
+        tok = self.tokenizer
+        bos = tok.bos_token
+        special = not (bos and context.startswith(bos))
+        ctx = tok(context, add_special_tokens=special)["input_ids"]
+        whole = tok(context + continuation, add_special_tokens=special)["input_ids"]
+        if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
+            ids, n_ctx = whole, len(ctx)
+        else:  # the boundary merged into one token: score the continuation encoded alone
+            cont = tok(continuation, add_special_tokens=False)["input_ids"]
+            ids, n_ctx = ctx + cont, len(ctx)
+        if n_ctx == 0:
+            raise UsageError(f"item {index}: empty context; nothing to condition on")
+        if len(ids) == n_ctx:
+            raise UsageError(f"item {index}: empty continuation")
+        if len(ids) > self.max_prompt_tokens + self.max_new_tokens_cap:
+            raise UsageError(
+                f"item {index}: {len(ids)} tokens, more than max_prompt_tokens + "
+                f"max_new_tokens_cap={self.max_prompt_tokens + self.max_new_tokens_cap}"
+            )
+        return ids, n_ctx
+
+    def score_continuations(
+        self,
+        contexts: Sequence[str],
+        continuations: Sequence[str],
+        models: Sequence[str],
+        progress: bool = False,
+    ) -> list[list[tuple[float, int]]]:
+        """Teacher-forced log-probability of each continuation given its context.
+
+        Args:
+            contexts: raw text (render chat prompts with :meth:`render` first).
+            continuations: the text to score after each context.
+            models: model names, all scored in one mixed forward pass per chunk.
+            progress: show a tqdm bar.
+
+        Returns:
+            ``[item][model]`` -> (summed log-prob in nats, number of continuation tokens).
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        if len(contexts) != len(continuations):
+            raise UsageError("contexts and continuations must have the same length")
+        models = self._check_models(models)
+        pairs = [
+            self._encode_pair(c, k, i)
+            for i, (c, k) in enumerate(zip(contexts, continuations, strict=True))
+        ]
+        order = sorted(range(len(pairs)), key=lambda i: (-len(pairs[i][0]), i))
+        out: list[list[tuple[float, int]]] = [[(0.0, 0)] * len(models) for _ in pairs]
+        bar = tqdm(total=len(pairs) * len(models), unit="seq", disable=not progress,
+                   desc="score")
+        with self._lock, bar, torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start: start + self.batch_size]
+                rows = [(i, j) for i in chunk for j in range(len(models))]
+                # Right padding: positions start at 0 for every row and, the attention being
+                # causal, trailing pads cannot change the scored tokens.
+                batch = self._batch([pairs[i][0] for i, _ in rows], side="right")
+                logits = self.model(
+                    **batch, **self._adapter_kwargs([models[j] for _, j in rows])
+                ).logits.float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+                for r, (i, j) in enumerate(rows):
+                    ids, n_ctx = pairs[i]
+                    target = torch.tensor(ids[n_ctx:], device=logprobs.device)
+                    picked = logprobs[r, n_ctx - 1: len(ids) - 1].gather(-1, target[:, None])
+                    out[i][j] = (float(picked.sum()), len(ids) - n_ctx)
+                bar.update(len(rows))
+        return out
+
+    def loglikelihood(
+        self,
+        contexts: Sequence[str],
+        continuations: Sequence[str],
+        models: Sequence[str],
+    ) -> list[list[float]]:
+        """Summed log-probability (nats) of each continuation given its context.
+
+        Returns:
+            ``[item][model]`` log-probabilities.
+        """
+        scored = self.score_continuations(contexts, continuations, models)
+        return [[lp for lp, _ in item] for item in scored]
