@@ -354,11 +354,14 @@ class Engine:
 
     def stream(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, str]] | Sequence[list[dict[str, str]]],
         models: Sequence[str],
         config: GenerationConfig | None = None,
     ) -> Iterator[list[str]]:
         """Stream one conversation's answer from several models decoded together.
+
+        ``messages`` may also be one conversation per model (the app's columns each keep
+        their own multi-turn history); they are still decoded in one mixed batch.
 
         Yields:
             After every decoding step, the cumulative text of each model, in ``models`` order.
@@ -371,9 +374,16 @@ class Engine:
         from transformers import StoppingCriteria, StoppingCriteriaList
 
         models = self._check_models(models)
-        ids = self.encode_prompt(messages)
-        config = self._check_config(config, len(ids))
-        batch = self._batch([ids] * len(models))
+        if messages and isinstance(messages[0], list):
+            if len(messages) != len(models):
+                raise UsageError(
+                    f"messages: {len(messages)} conversations for {len(models)} models"
+                )
+            id_lists = [self.encode_prompt(m, i) for i, m in enumerate(messages)]
+        else:
+            id_lists = [self.encode_prompt(messages)] * len(models)  # type: ignore[arg-type]
+        config = self._check_config(config, max(len(ids) for ids in id_lists))
+        batch = self._batch(id_lists)
         streamer = _BatchStreamer()
         stop = threading.Event()
         failure: list[BaseException] = []
