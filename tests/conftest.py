@@ -59,3 +59,22 @@ def lora_adapters(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
                             init_lora_weights=False)
         get_peft_model(model, config).save_pretrained(out / name)
     return {"a": out / "a", "b": out / "b"}
+
+
+@pytest.fixture(scope="session")
+def app_runs_dir(lora_adapters: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs directory in the run-dir layout (adapter/, run.json, metrics.jsonl,
+    data_report.json) holding the random adapters as ``biased`` (a) and ``fair`` (b)."""
+    import json
+    import shutil
+
+    runs = tmp_path_factory.mktemp("app_runs")
+    for name, src in (("biased", lora_adapters["a"]), ("fair", lora_adapters["b"])):
+        run = runs / name
+        shutil.copytree(src, run / "adapter")
+        (run / "run.json").write_text(json.dumps({"name": name, "base": "tiny", "method": "lora"}))
+        (run / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": s, "epoch": s / 10, "train_loss": 3.0 / s, "eval_loss": 3.5 / s})
+            + "\n" for s in (1, 2, 3)))
+        (run / "data_report.json").write_text(json.dumps({"n_rows": 10, "n_errors": 0}))
+    return runs
