@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 
 AXES = ("gender", "name")
 """Counterfactual axes: ``gender`` swaps terms, pronouns and names together; ``name`` swaps
@@ -67,20 +67,25 @@ GENDER_TERMS: tuple[tuple[str, str], ...] = (
     ("spokesman", "spokeswoman"),
 )
 
-# Pronouns whose swap is not one-to-one: "his" -> "her", "him" -> "her", "hers" -> "his",
-# "her" -> "his" (possessive) or "him" (object), decided by the following word.
+# Pronouns whose swap is not one-to-one: "his" -> "her" (before a noun) or "hers" (alone),
+# "him" -> "her", "hers" -> "his", "her" -> "his" (possessive) or "him" (object), decided by
+# the following word.
 _PRONOUNS_MALE_TO_FEMALE = {"his": "her", "him": "her"}
 _PRONOUNS_FEMALE_TO_MALE = {"hers": "his"}
 
-# Words after which "her" is an object pronoun ("thank her.", "give her a ..."), not a
-# possessive determiner ("her order").
+# Words after which "her" is an object pronoun ("thank her.", "give her a ...", "let her know",
+# "saw her yesterday"), not a possessive determiner ("her order"). A possessive is followed by
+# a noun or adjective; these are the common words that are neither. The same words after
+# "his" make it the pronoun "hers" ("the bag is his and ...").
 _AFTER_OBJECT_HER = frozenset(
-    """a an the to and or but for with from at in on of by as about than that this these those
-    so if when while because then too also again back up down out over into onto is was are
-    were be been being will would can could should may might must do does did has have had
-    some any every each all no one two three my your our their its""".split()
+    """a an the to and or but nor for with from at in on of by as about than that this these
+    those so if when while because then too also again back up down out over into onto off
+    is was are were be been being will would can could should may might must do does did has
+    have had some any every each all no one two three my your our their its her his him
+    yesterday today tomorrow tonight now here there soon later already just directly
+    immediately please know go see get find buy choose decide make take try come leave stay
+    feel think speak understand wait sleep eat keep bring send tell give show ask""".split()
 )
-
 # First names by group, paired by position: the i-th male name maps to the i-th female name.
 FIRST_NAMES: dict[str, tuple[str, ...]] = {
     "male": (
@@ -105,7 +110,7 @@ def _case_like(template: str, word: str) -> str:
     return word
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tables() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """Lower-case lookup tables: term -> swapped term, term -> group, name -> swapped name."""
     swap_terms: dict[str, str] = {}
@@ -138,11 +143,14 @@ def _next_word(text: str, end: int) -> str | None:
     return match.group(1).lower() if between.strip() == "" else None
 
 
-def _swap_her(text: str, end: int) -> str:
+def _is_pronoun_use(text: str, end: int) -> bool:
+    """True when the word ending at ``end`` stands alone (object "her", pronoun "his")."""
     following = _next_word(text, end)
-    if following is None or following in _AFTER_OBJECT_HER:
-        return "him"
-    return "his"
+    return following is None or following in _AFTER_OBJECT_HER
+
+
+def _swap_her(text: str, end: int) -> str:
+    return "him" if _is_pronoun_use(text, end) else "his"
 
 
 def swap(text: str, axis: str = "gender") -> str:
@@ -169,6 +177,8 @@ def swap(text: str, axis: str = "gender") -> str:
             return word
         if lower == "her":
             return _case_like(word, _swap_her(text, match.end()))
+        if lower == "his" and _is_pronoun_use(text, match.end()):
+            return _case_like(word, "hers")
         if lower in swap_terms:
             return _case_like(word, swap_terms[lower])
         return word
@@ -227,7 +237,7 @@ def name_variants(text: str, k: int = 3) -> list[str]:
     return [v for v in dict.fromkeys(variants) if v != text]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _name_index() -> dict[str, int]:
     return {
         name.lower(): i for names in FIRST_NAMES.values() for i, name in enumerate(names)
