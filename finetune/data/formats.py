@@ -115,12 +115,24 @@ def _as_row(number: int, item: Any) -> Row:
 def _iter_datasets(path: Path, builder: str) -> Iterator[Row]:
     import datasets
 
+    import contextlib
+    import io
+
+    from datasets.utils import logging as ds_logging
+
+    quiet, verbosity = ds_logging.are_progress_bars_disabled(), ds_logging.get_verbosity()
+    # One-line output: no "Generating train split" bar, no logged parser error.
+    datasets.disable_progress_bars()
+    ds_logging.set_verbosity(ds_logging.CRITICAL)
     try:
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+        with contextlib.redirect_stderr(io.StringIO()):
+            ds = datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as err:  # datasets raises many types for unreadable files
-        raise InputError(
-            where(path, None, None, f"cannot read: {str(err).splitlines()[0]}")
-        ) from None
+        raise InputError(where(path, None, None, f"cannot read: {_root_cause(err)}")) from None
+    finally:
+        ds_logging.set_verbosity(verbosity)
+        if not quiet:
+            datasets.enable_progress_bars()
     if len(ds) == 0:
         raise InputError(where(path, None, None, "empty file"))
     # CSV line numbers count the header line.
@@ -130,6 +142,15 @@ def _iter_datasets(path: Path, builder: str) -> Iterator[Row]:
         yield Row(i + offset, item)
 
 
+def _root_cause(err: BaseException) -> str:
+    """The first line of the innermost exception: the parser's words, not the wrapper's."""
+    seen = {id(err)}
+    while (inner := err.__cause__ or err.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        err = inner
+    return (str(err).splitlines() or [type(err).__name__])[0]
+
+
 def _iter_hub(dataset_id: str) -> Iterator[Row]:
     import datasets
 
@@ -137,7 +158,7 @@ def _iter_hub(dataset_id: str) -> Iterator[Row]:
         ds = datasets.load_dataset(dataset_id, split="train")
     except Exception as err:
         raise InputError(
-            where(dataset_id, None, None, f"cannot load: {str(err).splitlines()[0]}")
+            where(dataset_id, None, None, f"cannot load: {_root_cause(err)}")
         ) from None
     for i, item in enumerate(ds, start=1):
         yield Row(i, dict(item))
