@@ -113,14 +113,13 @@ def _as_row(number: int, item: Any) -> Row:
 
 
 def _iter_datasets(path: Path, builder: str) -> Iterator[Row]:
-    import datasets
-
     import contextlib
     import io
 
+    import datasets
     from datasets.utils import logging as ds_logging
 
-    quiet, verbosity = ds_logging.are_progress_bars_disabled(), ds_logging.get_verbosity()
+    quiet, verbosity = datasets.are_progress_bars_disabled(), ds_logging.get_verbosity()
     # One-line output: no "Generating train split" bar, no logged parser error.
     datasets.disable_progress_bars()
     ds_logging.set_verbosity(ds_logging.CRITICAL)
