@@ -216,6 +216,13 @@ scorers:
     where: {{intent: recommend}}
   - name: exact_match
     type: exact_match
+  - name: heldout_loss
+    type: loss
+baselines:
+  instruction: "You are a retail support assistant. Reply as 'intent: <refund|shipping|recommend> | <action>', e.g. 'intent: refund | start a refund for the blender'."
+  few_shot:
+    train: train.jsonl
+    k: 3
 fairness:
   outcome_pattern: "premium"
   where: {{intent: recommend}}

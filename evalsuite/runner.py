@@ -1,0 +1,513 @@
+"""The ``evalsuite run`` pipeline: generate, score, compare, check gates, write reports.
+
+1. Read the task and its held-out rows.
+2. One engine: the base once, every adapter by name; all models answer every prompt in one
+   mixed batch per chunk. Prompting baselines (zero-shot, few-shot) are the base model on
+   rewritten prompts, reported as extra rows.
+3. Every scorer (a local ``evaluate`` module) gives a per-row score; each metric gets a seeded
+   bootstrap 95% CI and each pair of models a delta, paired CI and paired p-value.
+4. Fairness (``evalsuite.fairness``), overfitting (each run's ``metrics.jsonl``) and the gates.
+5. ``results.json``, ``predictions.jsonl``, ``report.md`` and ``report.html`` in ``out``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite import stats
+from evalsuite.engine import BASE, Engine, GenerationConfig, resolve_adapter_dir
+from evalsuite.gates import check_gates
+from evalsuite.labels import NONE, extract
+from evalsuite.task import EvalRow, TaskSpec, baseline_prompts, matches, task_rows
+from finetune.artifacts import atomic_write_json, atomic_write_text
+from finetune.errors import UsageError
+
+BASE_NAME = "base"
+"""How the base model is named in results and reports (the engine calls it ``__base__``)."""
+LOWER_IS_BETTER = ("loss",)
+OVERFIT_TOLERANCE = 0.02
+"""Held-out loss counts as rising when its last value exceeds its minimum by this fraction."""
+
+
+@dataclass
+class ModelRow:
+    """One row of the report: a model answering a set of prompts.
+
+    Attributes:
+        name: Display name (``base``, an adapter name, ``base+few-shot``).
+        engine_model: The engine's name for the weights (``__base__`` or the adapter name).
+        kind: ``base``, ``adapter`` or ``baseline``.
+        adapter_dir: The adapter folder, for adapters.
+        run_dir: The run directory, when the adapter came from one.
+    """
+
+    name: str
+    engine_model: str
+    kind: str
+    adapter_dir: Path | None = None
+    run_dir: Path | None = None
+    outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    n_tokens: int = 0
+
+
+@dataclass
+class EvalResult:
+    """What a run produced: the results dict (as written) and where the files are."""
+
+    results: dict[str, Any]
+    out_dir: Path
+    failed_gates: list[str]
+
+    @property
+    def passed(self) -> bool:
+        """True when every gate of every checked model passed."""
+        return not self.failed_gates
+
+
+def parse_adapters(specs: Sequence[str], runs_dir: str | Path = "runs") -> dict[str, Path]:
+    """``NAME=DIR`` (a run directory or adapter folder) or ``NAME`` (``runs_dir/NAME``).
+
+    Raises:
+        UsageError: a malformed or duplicate spec, or a reserved name.
+    """
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        name = name.strip()
+        if not name or (sep and not path.strip()):
+            raise UsageError(f"--adapter {spec!r}: expected NAME=DIR or NAME")
+        if name in (BASE_NAME, BASE) or name.startswith(BASE_NAME + "+"):
+            raise UsageError(f"--adapter {spec!r}: the name {name!r} is reserved for the base")
+        if name in out:
+            raise UsageError(f"--adapter {spec!r}: name {name!r} given twice")
+        out[name] = Path(path.strip()) if sep else Path(runs_dir) / name
+    return out
+
+
+def _run_dir_of(path: Path, adapter_dir: Path) -> Path | None:
+    for candidate in (path, adapter_dir.parent):
+        if (candidate / "metrics.jsonl").is_file() or (candidate / "run.json").is_file():
+            return candidate
+    return None
+
+
+# ----------------------------------------------------------------------------- overfitting
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The lines of a run's ``metrics.jsonl``; malformed lines are skipped."""
+    out = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out
+
+
+def overfitting_check(metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """Flag a run whose held-out loss rose from its minimum while the train loss kept falling.
+
+    Returns:
+        ``flagged``, ``reason``, and the ``train`` / ``eval`` curves as ``[step, loss]`` pairs.
+    """
+    def curve(key: str) -> list[list[float]]:
+        pts = []
+        for i, m in enumerate(metrics):
+            value = m.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                pts.append([float(m.get("step", i)), float(value)])
+        return pts
+
+    train, heldout = curve("train_loss"), curve("eval_loss")
+    out: dict[str, Any] = {"train": train, "eval": heldout, "flagged": False}
+    if len(heldout) < 3 or len(train) < 2:
+        out["reason"] = "too few logged losses to judge"
+        return out
+    best = min(range(len(heldout)), key=lambda k: heldout[k][1])
+    best_step, best_loss = heldout[best]
+    last_step, last_loss = heldout[-1]
+    before = [t for t in train if t[0] <= best_step] or train[:1]
+    train_at_best = before[-1][1]
+    train_last = train[-1][1]
+    rising = best < len(heldout) - 1 and last_loss > best_loss * (1 + OVERFIT_TOLERANCE)
+    falling = train_last < train_at_best
+    out.update(
+        best_step=best_step, best_eval_loss=best_loss, last_eval_loss=last_loss,
+        train_loss_at_best=train_at_best, last_train_loss=train_last,
+        flagged=bool(rising and falling),
+    )
+    if rising and falling:
+        out["reason"] = (
+            f"held-out loss rose {best_loss:.4f} -> {last_loss:.4f} after step {best_step:g} "
+            f"while train loss fell {train_at_best:.4f} -> {train_last:.4f}"
+        )
+    else:
+        out["reason"] = "held-out loss did not rise while train loss fell"
+    return out
+
+
+# ---------------------------------------------------------------------------------- scoring
+def _loss_continuations(
+    engine: Engine, prompt: list[dict[str, str]], target: str
+) -> tuple[str, str]:
+    context = engine.render(prompt)
+    full = engine.tokenizer.apply_chat_template(
+        [*prompt, {"role": "assistant", "content": target}], tokenize=False
+    )
+    if full.startswith(context) and len(full) > len(context):
+        return context, full[len(context):]
+    return context, target
+
+
+def score_model(
+    task: TaskSpec,
+    rows: list[EvalRow],
+    outputs: list[str],
+    losses: list[tuple[float, int]] | None,
+) -> dict[str, dict[str, Any]]:
+    """Every scorer of the task on one model's outputs.
+
+    Returns:
+        scorer name -> ``{"rows": [row index], "scores": [...], "weights": [...] | None,
+        "labels": [...] | None, "extra": {...}}``.
+    """
+    from evalsuite.metrics import compute
+
+    out: dict[str, dict[str, Any]] = {}
+    for s in task.scorers:
+        picked = [r for r in rows if matches(r.meta, s.where)]
+        if s.type == "label":
+            picked = [r for r in picked if extract(r.target, s.pattern or "") != NONE]
+        preds = [outputs[r.index] for r in picked]
+        refs = [r.target for r in picked]
+        entry: dict[str, Any] = {"rows": [r.index for r in picked], "weights": None,
+                                 "labels": None, "extra": {}}
+        if s.type == "loss":
+            if losses is None:
+                raise RuntimeError("loss scorer without log-likelihoods")
+            nll = [-losses[r.index][0] for r in picked]
+            n_tokens = [losses[r.index][1] for r in picked]
+            res = compute("loss", nll=nll, n_tokens=n_tokens)
+            entry.update(scores=res["scores"], weights=res["weights"])
+        elif s.type == "label":
+            res = compute("label", predictions=preds, references=refs, pattern=s.pattern)
+            entry.update(scores=res["scores"], labels=res["predicted_labels"])
+            entry["extra"] = {"macro_f1": res["macro_f1"], "per_class": res["per_class"],
+                              "confusion": res["confusion"]}
+        else:
+            res = compute(s.type, predictions=preds, references=refs)
+            entry.update(scores=res["scores"])
+        out[s.name] = entry
+    return out
+
+
+def _metric_summary(task: TaskSpec, s_type: str, entry: dict[str, Any]) -> dict[str, Any]:
+    summary = stats.summarize(entry["scores"], entry["weights"], n_boot=task.stats.n_boot,
+                              seed=task.stats.seed)
+    summary["type"] = s_type
+    summary["higher_is_better"] = s_type not in LOWER_IS_BETTER
+    if s_type == "loss":
+        summary["perplexity"] = {
+            k: (math.exp(summary[k]) if summary[k] is not None and summary[k] < 700 else None)
+            for k in ("value", "ci_low", "ci_high")
+        }
+    summary.update(entry["extra"])
+    return summary
+
+
+def _group_summary(
+    task: TaskSpec, rows: list[EvalRow], entry: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[int]] = {}
+    for k, index in enumerate(entry["rows"]):
+        g = rows[index].group
+        if g is not None:
+            groups.setdefault(g, []).append(k)
+    out = {}
+    for g, ks in sorted(groups.items()):
+        scores = [entry["scores"][k] for k in ks]
+        weights = [entry["weights"][k] for k in ks] if entry["weights"] else None
+        out[g] = stats.summarize(scores, weights, n_boot=task.stats.n_boot, seed=task.stats.seed)
+    return out
+
+
+def _pairs(models: list[ModelRow]) -> list[tuple[ModelRow, ModelRow]]:
+    """Pairs: base -> each adapter, each baseline -> each adapter, adapter <-> adapter."""
+    adapters = [m for m in models if m.kind == "adapter"]
+    out = []
+    for ref in (m for m in models if m.kind in ("base", "baseline")):
+        out.extend((ref, a) for a in adapters)
+    for i, a in enumerate(adapters):
+        out.extend((a, b) for b in adapters[i + 1:])
+    return out
+
+
+def _flat(
+    model: str,
+    metrics: Mapping[str, dict[str, Any]],
+    comparisons: list[dict[str, Any]],
+    fairness_flat: Mapping[str, float] | None,
+) -> dict[str, float | None]:
+    flat: dict[str, float | None] = {}
+    for name, m in metrics.items():
+        flat[name] = m["value"]
+        flat[f"{name}.ci_low"] = m["ci_low"]
+        flat[f"{name}.ci_high"] = m["ci_high"]
+        if "macro_f1" in m:
+            flat[f"{name}.macro_f1"] = m["macro_f1"]
+        if "perplexity" in m:
+            flat[f"{name}.perplexity"] = m["perplexity"]["value"]
+    if model == BASE_NAME:
+        for name in metrics:
+            flat[f"{name}.delta_vs_base"] = 0.0
+    for c in comparisons:
+        if c["a"] == BASE_NAME and c["b"] == model:
+            key = f"{c['metric']}.delta_vs_base"
+            flat[key] = c["delta"]
+            flat[f"{key}.ci_low"] = c["ci_low"]
+            flat[f"{key}.ci_high"] = c["ci_high"]
+            flat[f"{c['metric']}.p_value_vs_base"] = c["p_value"]
+    for key, value in (fairness_flat or {}).items():
+        flat[key] = None if value is None else float(value)
+    return flat
+
+
+def _fairness(
+    engine: Engine, task: TaskSpec, rows: list[EvalRow], models: list[ModelRow],
+    progress: bool,
+) -> dict[str, Any]:
+    """Per engine model, the fairness module's result; empty when there is none to run."""
+    if task.fairness is None:
+        return {}
+    try:
+        from evalsuite.fairness import evaluate_fairness
+    except ImportError:
+        return {}
+    served = [m for m in models if m.kind != "baseline"]
+    predictions = {m.engine_model: m.outputs for m in served}
+    return evaluate_fairness(engine, task, rows, predictions, [m.engine_model for m in served])
+
+
+# ------------------------------------------------------------------------------------- run
+def run_eval(
+    task: TaskSpec,
+    *,
+    base: str = "tiny",
+    adapters: Mapping[str, str | Path] | None = None,
+    baselines: Sequence[str] = (),
+    out_dir: str | Path = "eval",
+    engine: Engine | None = None,
+    device: str | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Evaluate the base, its adapters and prompting baselines on a task; write the reports.
+
+    Args:
+        task: A loaded task (:func:`evalsuite.task.load_task`).
+        base: Base model reference, unless ``engine`` is given.
+        adapters: name -> run directory or adapter folder.
+        baselines: any of ``zero-shot``, ``few-shot``.
+        out_dir: Where results.json, predictions.jsonl, report.md and report.html go.
+        engine: An engine already holding the base and the adapters (the app passes its own).
+        device: Device for a new engine.
+        batch_size: Prompts per mixed batch for a new engine.
+        progress: tqdm bars.
+        log: Receives one line per stage (default: nothing).
+
+    Returns:
+        The results and the names of the failed gates.
+    """
+    say = log or (lambda _msg: None)
+    t_start = time.perf_counter()
+    adapters = dict(adapters or {})
+    baselines = list(dict.fromkeys(baselines))
+    rows = task_rows(task)
+    b_prompts = {kind: baseline_prompts(task, rows, kind) for kind in baselines}
+    models = [ModelRow(BASE_NAME, BASE, "base")]
+    resolved = {name: resolve_adapter_dir(path) for name, path in adapters.items()}
+    if engine is None:
+        say(f"loading base {base} and {len(adapters)} adapter(s)")
+        engine = Engine(base, resolved, device=device, batch_size=batch_size,
+                        max_new_tokens_cap=max(256, task.generation.max_new_tokens))
+    else:
+        for name, folder in resolved.items():
+            if name not in engine.model_names:
+                engine.add_adapter(name, folder)
+    for name, folder in resolved.items():
+        models.append(ModelRow(name, name, "adapter", folder, _run_dir_of(Path(adapters[name]),
+                                                                           folder)))
+    for kind in baselines:
+        models.append(ModelRow(f"{BASE_NAME}+{kind}", BASE, "baseline"))
+
+    gen = task.generation
+    config = GenerationConfig(gen.max_new_tokens, gen.temperature, gen.top_p, gen.seed)
+    served = [m for m in models if m.kind != "baseline"]
+    say(f"generating {len(rows)} rows x {len(served)} models in mixed batches")
+    answers = engine.generate([r.prompt for r in rows], [m.engine_model for m in served], config,
+                              progress=progress)
+    for j, m in enumerate(served):
+        m.outputs = [a[j].text for a in answers]
+        m.n_tokens = sum(a[j].n_tokens for a in answers)
+    for m in models:
+        if m.kind == "baseline":
+            kind = m.name.split("+", 1)[1]
+            say(f"generating the {kind} baseline")
+            got = engine.generate(b_prompts[kind], [BASE], config, progress=progress)
+            m.outputs = [g[0].text for g in got]
+            m.n_tokens = sum(g[0].n_tokens for g in got)
+
+    losses: dict[str, list[tuple[float, int]]] = {}
+    if any(s.type == "loss" for s in task.scorers):
+        say("scoring target log-likelihoods")
+        pairs = [_loss_continuations(engine, r.prompt, r.target) for r in rows]
+        scored = engine.score_continuations([c for c, _ in pairs], [k for _, k in pairs],
+                                            [m.engine_model for m in served], progress=progress)
+        for j, m in enumerate(served):
+            losses[m.name] = [s[j] for s in scored]
+        for m in models:
+            if m.kind == "baseline":
+                kind = m.name.split("+", 1)[1]
+                bp = [_loss_continuations(engine, p, r.target)
+                      for p, r in zip(b_prompts[kind], rows, strict=True)]
+                got = engine.score_continuations([c for c, _ in bp], [k for _, k in bp], [BASE])
+                losses[m.name] = [s[0] for s in got]
+
+    say("scoring")
+    scores = {m.name: score_model(task, rows, m.outputs, losses.get(m.name)) for m in models}
+    types = {s.name: s.type for s in task.scorers}
+    metrics = {
+        m.name: {name: _metric_summary(task, types[name], e) for name, e in scores[m.name].items()}
+        for m in models
+    }
+    groups = {
+        m.name: {name: _group_summary(task, rows, e) for name, e in scores[m.name].items()}
+        for m in models
+    }
+    comparisons = []
+    for a, b in _pairs(models):
+        for name in types:
+            ea, eb = scores[a.name][name], scores[b.name][name]
+            c = stats.compare(ea["scores"], eb["scores"], ea["weights"], n_boot=task.stats.n_boot,
+                              n_permutations=task.stats.n_permutations, seed=task.stats.seed)
+            comparisons.append({"a": a.name, "b": b.name, "metric": name, **c})
+
+    say("fairness")
+    fairness = _fairness(engine, task, rows, models, progress)
+    by_engine = {m.engine_model: m.name for m in models if m.kind != "baseline"}
+    fairness_by_name = {by_engine.get(k, k): v for k, v in fairness.items()}
+
+    overfit = {}
+    for m in models:
+        if m.run_dir is not None and (m.run_dir / "metrics.jsonl").is_file():
+            overfit[m.name] = overfitting_check(read_metrics(m.run_dir / "metrics.jsonl"))
+
+    candidates = [m for m in models if m.kind == "adapter"] or models[:1]
+    failed: list[str] = []
+    model_results: dict[str, Any] = {}
+    extra_predictions: list[dict[str, Any]] = []
+    for m in models:
+        fr = fairness_by_name.get(m.name)
+        block = dict(fr.block) if fr is not None else None
+        if block is not None and isinstance(block.get("predictions"), list):
+            extra_predictions.extend({"model": m.name, **p} for p in block.pop("predictions"))
+        entry: dict[str, Any] = {
+            "kind": m.kind,
+            "adapter": str(m.adapter_dir) if m.adapter_dir else None,
+            "run_dir": str(m.run_dir) if m.run_dir else None,
+            "metrics": metrics[m.name],
+            "groups": groups[m.name],
+            "generated_tokens": m.n_tokens,
+        }
+        if block is not None:
+            entry["fairness"] = block
+        if m.name in overfit:
+            entry["overfitting"] = overfit[m.name]
+        flat = _flat(m.name, metrics[m.name], comparisons, fr.flat if fr is not None else None)
+        entry["flat"] = flat
+        if m in candidates and task.gates:
+            results = check_gates(task.gates, flat)
+            entry["gates"] = [g.to_dict() for g in results]
+            entry["passed"] = all(g.passed for g in results)
+            failed.extend(f"{m.name}: {g.gate} ({g.reason})" for g in results if not g.passed)
+        model_results[m.name] = entry
+
+    results: dict[str, Any] = {
+        "task": {"name": task.name, "path": task.path, "data": task.data, "n_rows": len(rows),
+                 "scorers": [s.model_dump() for s in task.scorers], "gates": task.gates},
+        "base": engine.base_ref,
+        "models": model_results,
+        "comparisons": comparisons,
+        "gates": {
+            "checked": [m.name for m in candidates] if task.gates else [],
+            "passed": not failed,
+            "failed": failed,
+        },
+        "stats": {"confidence": 0.95, "n_boot": task.stats.n_boot,
+                  "n_permutations": task.stats.n_permutations, "seed": task.stats.seed,
+                  "binary_test": "exact McNemar (statsmodels)",
+                  "continuous_test": "paired sign-flip permutation"},
+        "generation": task.generation.model_dump(),
+        "wall_time_s": round(time.perf_counter() - t_start, 3),
+    }
+    predictions = _prediction_rows(task, rows, models, scores) + extra_predictions
+    out = Path(out_dir)
+    write_outputs(out, results, predictions)
+    say(f"wrote {out}/results.json, predictions.jsonl, report.md, report.html")
+    return EvalResult(results, out, failed)
+
+
+def _prediction_rows(
+    task: TaskSpec, rows: list[EvalRow], models: list[ModelRow],
+    scores: Mapping[str, Mapping[str, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    lookup: dict[tuple[str, str], dict[int, tuple[float, Any]]] = {}
+    for m in models:
+        for name, e in scores[m.name].items():
+            labels = e["labels"] or [None] * len(e["rows"])
+            lookup[(m.name, name)] = {
+                idx: (s, lab) for idx, s, lab in zip(e["rows"], e["scores"], labels, strict=True)
+            }
+    out = []
+    for r in rows:
+        for m in models:
+            row_scores, row_labels = {}, {}
+            for s in task.scorers:
+                hit = lookup[(m.name, s.name)].get(r.index)
+                if hit is not None:
+                    row_scores[s.name] = hit[0]
+                    if hit[1] is not None:
+                        row_labels[s.name] = hit[1]
+            out.append({
+                "row": r.index, "id": r.id, "model": m.name, "group": r.group,
+                "prompt": r.prompt[-1]["content"] if r.prompt else "",
+                "output": m.outputs[r.index], "target": r.target,
+                "labels": row_labels, "scores": row_scores, "variant": None,
+            })
+    return out
+
+
+def write_outputs(out: Path, results: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+    """Write the four artefacts, each atomically."""
+    from evalsuite.report import render_html, render_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(
+        out / "predictions.jsonl", "".join(json.dumps(p) + "\n" for p in predictions)
+    )
+    atomic_write_text(out / "report.md", render_markdown(results, predictions))
+    atomic_write_text(out / "report.html", render_html(results, predictions))
