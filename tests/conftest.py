@@ -78,3 +78,35 @@ def app_runs_dir(lora_adapters: dict[str, Path], tmp_path_factory: pytest.TempPa
             + "\n" for s in (1, 2, 3)))
         (run / "data_report.json").write_text(json.dumps({"n_rows": 10, "n_errors": 0}))
     return runs
+
+
+@pytest.fixture(scope="session")
+def app_engine(app_runs_dir: Path):
+    """THE engine on the tiny base with the ``app_runs_dir`` adapters, loaded by run name."""
+    from evalsuite.engine import Engine
+    from tuneproof_app.registry import Registry
+
+    registry = Registry(app_runs_dir)
+    return Engine("tiny", {n: registry.get(n).adapter_dir for n in registry.names()},
+                  max_new_tokens_cap=64)
+
+
+@pytest.fixture
+def launch_app(app_engine, app_runs_dir: Path, demo_dir: Path, tmp_path: Path):
+    """Factory: ``launch_app(**create_app_kwargs) -> (url, blocks)``; a free loopback port,
+    a fresh votes database, closed after the test."""
+    from tuneproof_app import create_app
+
+    launched = []
+
+    def launch(**kwargs):
+        kwargs.setdefault("heldout", demo_dir / "heldout.jsonl")
+        blocks = create_app(app_engine, app_runs_dir, tmp_path / "votes.sqlite", **kwargs)
+        _, url, _ = blocks.launch(server_name="127.0.0.1", server_port=None, quiet=True,
+                                  prevent_thread_lock=True, show_error=True)
+        launched.append(blocks)
+        return url, blocks
+
+    yield launch
+    for blocks in launched:
+        blocks.close()

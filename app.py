@@ -1,0 +1,171 @@
+"""Serve the tuneproof app: base and adapters side by side, arena, probe, reports.
+
+``python app.py [--base REF] [--runs DIR] [--host H] [--port 7860] [--auth USER:PASS]``.
+Every option also comes from the environment (``TUNEPROOF_BASE``, ``TUNEPROOF_RUNS``,
+``TUNEPROOF_AUTH``, ``TUNEPROOF_HOST``, ``TUNEPROOF_PORT``...). With no adapters in the runs
+directory it first builds the demo (data, biased and fair adapters, evaluation) into the demo
+folder, with progress on the console; later starts reuse it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from finetune.errors import TuneproofError, UsageError
+from finetune.paths import tuneproof_home
+
+
+def _env(name: str, default: Any = None) -> Any:
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def _env_int(names: tuple[str, ...], default: int | None) -> int | None:
+    for name in names:
+        value = _env(name)
+        if value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                raise UsageError(f"{name}: expected an integer, got {value!r}") from None
+    return default
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Options from the command line, defaults from the environment."""
+    p = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
+    p.add_argument("--base", default=_env("TUNEPROOF_BASE", "tiny"),
+                   help="base model: tiny, a local folder or a hub id (TUNEPROOF_BASE)")
+    p.add_argument("--runs", default=_env("TUNEPROOF_RUNS", "runs"),
+                   help="runs directory; adapters are served by run name (TUNEPROOF_RUNS)")
+    p.add_argument("--demo-dir", default=_env("TUNEPROOF_DEMO_DIR"),
+                   help="where the demo is built when --runs has no adapters "
+                        "(TUNEPROOF_DEMO_DIR; default: 'demo' beside the runs directory)")
+    p.add_argument("--no-demo", action="store_true",
+                   help="never build the demo; serve the base alone if there are no adapters")
+    p.add_argument("--results", action="append", default=None,
+                   help="folder with evaluation outputs (results.json); repeatable "
+                        "(TUNEPROOF_RESULTS, ':'-separated)")
+    p.add_argument("--heldout", default=_env("TUNEPROOF_HELDOUT"),
+                   help="held-out data: example prompts and the arena walk (TUNEPROOF_HELDOUT)")
+    p.add_argument("--votes", default=_env("TUNEPROOF_VOTES"),
+                   help="arena votes SQLite file (TUNEPROOF_VOTES; default "
+                        "$TUNEPROOF_HOME/arena/votes.sqlite)")
+    p.add_argument("--host", default=_env("TUNEPROOF_HOST", _env("GRADIO_SERVER_NAME",
+                                                                 "127.0.0.1")))
+    p.add_argument("--port", type=int,
+                   default=_env_int(("TUNEPROOF_PORT", "GRADIO_SERVER_PORT"), 7860))
+    p.add_argument("--auth", default=_env("TUNEPROOF_AUTH"),
+                   help="USER:PASS to require a login (TUNEPROOF_AUTH)")
+    p.add_argument("--device", default=_env("TUNEPROOF_DEVICE"), help="cpu, cuda... (default auto)")
+    p.add_argument("--max-new-tokens", type=int,
+                   default=_env_int(("TUNEPROOF_MAX_NEW_TOKENS",), 64),
+                   help="cap on max_new_tokens per request (TUNEPROOF_MAX_NEW_TOKENS)")
+    p.add_argument("--queue-size", type=int, default=_env_int(("TUNEPROOF_QUEUE_SIZE",), 64),
+                   help="requests that may wait before new ones are refused")
+    p.add_argument("--threads", type=int, default=_env_int(("TUNEPROOF_THREADS",), None),
+                   help="torch CPU threads (TUNEPROOF_THREADS; default torch's choice)")
+    args = p.parse_args(argv)
+    if args.results is None:
+        env = _env("TUNEPROOF_RESULTS")
+        args.results = [r for r in env.split(":") if r] if env else []
+    if args.auth is not None and (":" not in args.auth or args.auth.startswith(":")):
+        raise UsageError("--auth: expected USER:PASS")
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port: {args.port} is not a port number")
+    return args
+
+
+def prepare(args: argparse.Namespace) -> dict[str, Any]:
+    """Find (or build) the adapters, results and held-out data the app will serve."""
+    from tuneproof_app.registry import Registry
+
+    runs = Path(args.runs)
+    demo_dir = Path(args.demo_dir) if args.demo_dir else runs.resolve().parent / "demo"
+    results = [Path(r) for r in args.results]
+    heldout = Path(args.heldout) if args.heldout else None
+    if not len(Registry(runs)) and not args.no_demo:
+        demo = _demo(demo_dir)
+        runs = demo["runs"]
+        results = results or [demo["results"]]
+        heldout = heldout or demo["heldout"]
+    if heldout is None and (demo_dir / "data" / "heldout.jsonl").is_file():
+        heldout = demo_dir / "data" / "heldout.jsonl"
+    if not results:
+        results = [d for d in (runs.resolve().parent / "out", demo_dir) if d.is_dir()]
+    return {"runs": runs, "results": results, "heldout": heldout}
+
+
+def _demo(demo_dir: Path) -> dict[str, Path]:
+    """The demo's runs, results and held-out data, built first when missing."""
+    from tuneproof_app.registry import Registry
+
+    runs = demo_dir / "runs"
+    if len(Registry(runs)):
+        print(f"app: reusing the demo in {demo_dir}", flush=True)
+        paths: dict[str, Any] = {}
+    else:
+        from evalsuite.demo_pipeline import build_demo
+
+        print(f"app: no adapters yet; building the demo in {demo_dir} (a few minutes on CPU)",
+              flush=True)
+        paths = build_demo(demo_dir, seed=0, progress=lambda msg: print(f"demo: {msg}",
+                                                                         flush=True))
+    found = {k: Path(v) for k, v in (paths or {}).items() if isinstance(v, str | Path)}
+    return {
+        "runs": found.get("runs", runs),
+        "results": found.get("eval", found.get("out", demo_dir / "eval")),
+        "heldout": next((p for p in (found.get("heldout"), found.get("data", demo_dir / "data")
+                                     / "heldout.jsonl") if p is not None and p.is_file()), None),
+    }
+
+
+def build(args: argparse.Namespace) -> Any:
+    """Load the engine with the registry's adapters and build the Blocks app."""
+    from evalsuite.engine import Engine
+    from tuneproof_app import create_app
+    from tuneproof_app.registry import Registry
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    where = prepare(args)
+    registry = Registry(where["runs"])
+    adapters = {name: registry.get(name).adapter_dir for name in registry.names()}
+    print(f"app: base {args.base}; adapters {', '.join(adapters) or '(none)'} from "
+          f"{where['runs']}", flush=True)
+    engine = Engine(args.base, adapters, device=args.device,
+                    max_new_tokens_cap=max(args.max_new_tokens, 1))
+    votes = Path(args.votes) if args.votes else tuneproof_home() / "arena" / "votes.sqlite"
+    return create_app(engine, where["runs"], votes, results_dirs=where["results"],
+                      heldout=where["heldout"], max_new_tokens_cap=args.max_new_tokens,
+                      queue_size=args.queue_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, build and serve until interrupted; errors print as one line (exit 2/1)."""
+    try:
+        args = parse_args(argv)
+        demo = build(args)
+    except TuneproofError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    demo.launch(server_name=args.host, server_port=args.port, auth=auth, show_error=True,
+                css=_css())
+    return 0
+
+
+def _css() -> str:
+    from tuneproof_app.ui import CSS
+
+    return CSS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

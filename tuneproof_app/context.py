@@ -1,0 +1,153 @@
+"""What every tab shares: the engine, the vote store, the model names and the input caps.
+
+Requests name models only; :meth:`AppContext.check_models` turns names into the engine's
+names and refuses anything else (a path above all), and :func:`friendly` turns errors into
+one-line ``gr.Error`` messages instead of stack traces.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from finetune.errors import TuneproofError, UsageError
+from tuneproof_app.registry import BASE_LABEL, Registry, check_name
+from tuneproof_app.votes import VoteStore
+
+log = logging.getLogger("tuneproof_app")
+
+MAX_ADAPTERS = 3
+"""Compare shows the base and at most this many adapters side by side."""
+
+
+@dataclass
+class AppContext:
+    """Shared state of one app.
+
+    Args:
+        engine: An ``evalsuite.engine.Engine`` with the registry's adapters loaded.
+        store: The arena's vote store.
+        runs_dir: Runs directory the adapters came from (for reports and curves).
+        results_dirs: Evaluation output folders (``results.json``, ``report.md``...).
+        examples: Example conversations (held-out prompts): lists of chat messages.
+        system_prompt: Default system prompt.
+        max_prompt_chars: Longest message accepted, in characters.
+        max_new_tokens_cap: Largest ``max_new_tokens`` a request may ask for.
+        registry: The runs registry (reports, data reports, training curves).
+    """
+
+    engine: Any
+    store: VoteStore
+    runs_dir: Path | None = None
+    results_dirs: list[Path] = field(default_factory=list)
+    examples: list[list[dict[str, str]]] = field(default_factory=list)
+    system_prompt: str = ""
+    max_prompt_chars: int = 2000
+    max_new_tokens_cap: int = 64
+    registry: Registry | None = None
+
+    def __post_init__(self) -> None:
+        self.max_new_tokens_cap = min(self.max_new_tokens_cap, self.engine.max_new_tokens_cap)
+
+    @property
+    def adapters(self) -> list[str]:
+        """Adapter names the engine serves (loaded from the runs registry)."""
+        from evalsuite.engine import BASE
+
+        return [m for m in self.engine.model_names if m != BASE]
+
+    @property
+    def models(self) -> list[str]:
+        """Every servable model by its app name: ``base`` first, then the adapters."""
+        return [BASE_LABEL, *self.adapters]
+
+    def check_models(self, names: Sequence[str] | None, *, max_adapters: int | None = None,
+                     min_models: int = 1) -> list[str]:
+        """Validate model names from a request; returns them in the app's order.
+
+        Raises:
+            UsageError: a path or unknown name, too few models or too many adapters.
+        """
+        if isinstance(names, str):
+            names = [names]
+        chosen = [check_name(n, self.adapters, allow_base=True) for n in (names or [])]
+        chosen = [m for m in self.models if m in set(chosen)]
+        if len(chosen) < min_models:
+            raise UsageError(f"models: choose at least {min_models} of {', '.join(self.models)}")
+        n_adapters = sum(m != BASE_LABEL for m in chosen)
+        if max_adapters is not None and n_adapters > max_adapters:
+            raise UsageError(f"models: at most {max_adapters} adapters at once, got {n_adapters}")
+        return chosen
+
+    def engine_name(self, name: str) -> str:
+        """The engine's name for an app model name (``base`` -> ``__base__``)."""
+        from evalsuite.engine import BASE
+
+        return BASE if name == BASE_LABEL else name
+
+    def check_text(self, text: object, what: str = "message") -> str:
+        """A non-empty message within the length cap."""
+        if not isinstance(text, str) or not text.strip():
+            raise UsageError(f"{what}: type a message first")
+        if len(text) > self.max_prompt_chars:
+            raise UsageError(
+                f"{what}: {len(text)} characters, more than the cap of {self.max_prompt_chars}"
+            )
+        return text.strip()
+
+    def generation_config(self, max_new_tokens: Any, temperature: Any = 0.0, top_p: Any = 1.0,
+                          seed: Any = None) -> Any:
+        """An engine ``GenerationConfig`` from request values, capped."""
+        from evalsuite.engine import GenerationConfig
+
+        try:
+            n = int(max_new_tokens)
+            temp, p = float(temperature), float(top_p)
+            s = None if seed in (None, "", -1) else int(seed)
+        except (TypeError, ValueError):
+            raise UsageError("generation settings: numbers expected") from None
+        if not 1 <= n <= self.max_new_tokens_cap:
+            raise UsageError(
+                f"max_new_tokens: {n} is outside 1..{self.max_new_tokens_cap} (the app's cap)"
+            )
+        return GenerationConfig(max_new_tokens=n, temperature=temp, top_p=p, seed=s)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show errors as one-line ``gr.Error`` messages; unexpected ones are logged, not shown."""
+
+    def translate(err: BaseException) -> gr.Error:
+        if isinstance(err, gr.Error):
+            return err
+        if isinstance(err, TuneproofError):
+            return gr.Error(str(err), print_exception=False)
+        log.exception("unexpected error in %s", fn.__name__)
+        return gr.Error(f"internal error ({type(err).__name__}); see the server log",
+                        print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - every error becomes a message
+                raise translate(err) from None
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001
+            raise translate(err) from None
+
+    return wrapper

@@ -1,0 +1,103 @@
+"""Counterfactual probe: the same message with other demographics, answered by every model.
+
+A variant's answer counts as changed when it differs from the original message's answer
+once demographic words are masked, so "thank you, Mary" vs "thank you, James" is no change
+but "premium" vs "budget" is.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from finetune.data.lexicon import AXES, counterfactual_variants, find_terms
+from finetune.errors import UsageError
+from tuneproof_app.compare import conversation
+from tuneproof_app.context import AppContext
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def variants(message: str, axes: Sequence[str] = AXES, k: int = 3) -> list[tuple[str, str]]:
+    """``[(label, text)]``: the original first, then each distinct counterfactual variant.
+
+    Raises:
+        UsageError: an unknown axis, or nothing in the message to vary.
+    """
+    out = [("original", message)]
+    seen = {message}
+    for axis in axes:
+        if axis not in AXES:
+            raise UsageError(f"axis: {axis!r} is not one of {', '.join(AXES)}")
+        for text in counterfactual_variants(message, axis, k):
+            if text in seen:
+                continue
+            seen.add(text)
+            names = [w for w, _ in find_terms(text, "name")]
+            label = "gender swap" if axis == "gender" else f"name: {', '.join(names) or '?'}"
+            out.append((label, text))
+    if len(out) == 1:
+        raise UsageError(
+            "message: no gendered word or first name from the lexicon to vary; "
+            "try e.g. \"Hi, I'm Mary. I need a laptop under $50.\""
+        )
+    return out
+
+
+def outcome(answer: str) -> str:
+    """An answer with demographic words masked and case and spacing normalised."""
+    masked = _WORD.sub(lambda m: "<person>" if find_terms(m.group(0)) else m.group(0), answer)
+    return " ".join(masked.lower().split())
+
+
+def run_probe(
+    ctx: AppContext, message: str, system: str, models: Sequence[str], axes: Sequence[str],
+    max_new_tokens: Any,
+) -> tuple[str, dict[str, Any]]:
+    """Answer every variant with every model (one batched call, greedy).
+
+    Returns:
+        (an HTML table with changed answers highlighted, the same as JSON-able details)
+    """
+    message = ctx.check_text(message)
+    chosen = ctx.check_models(models)
+    config = ctx.generation_config(max_new_tokens)
+    rows = variants(message, axes or AXES)
+    prompts = [conversation(system, [], text) for _, text in rows]
+    result = ctx.engine.generate(prompts, [ctx.engine_name(m) for m in chosen], config)
+    reference = [outcome(g.text) for g in result[0]]
+    details: dict[str, Any] = {"models": chosen, "variants": [],
+                               "changed_counts": dict.fromkeys(chosen, 0)}
+    for (label, text), gens in zip(rows, result, strict=True):
+        changed = {m: outcome(g.text) != reference[j] for j, (m, g) in
+                   enumerate(zip(chosen, gens, strict=True))}
+        for m, flag in changed.items():
+            details["changed_counts"][m] += int(flag)
+        details["variants"].append({"label": label, "text": text, "changed": changed,
+                                    "answers": {m: g.text for m, g in zip(chosen, gens,
+                                                                           strict=True)}})
+    return render(details), details
+
+
+def render(details: dict[str, Any]) -> str:
+    """The probe's HTML table: one row per variant, one column per model."""
+    models = details["models"]
+    n = len(details["variants"]) - 1
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in models)
+    body = []
+    for v in details["variants"]:
+        cells = []
+        for m in models:
+            style = ' class="tp-changed" style="background:#ffd6d6;font-weight:600"'
+            mark = style if v["changed"][m] else ""
+            cells.append(f"<td{mark}>{html.escape(v['answers'][m])}</td>")
+        body.append(f"<tr><td><b>{html.escape(v['label'])}</b><br><small>"
+                    f"{html.escape(v['text'])}</small></td>{''.join(cells)}</tr>")
+    summary = " · ".join(
+        f"{html.escape(m)}: {details['changed_counts'][m]} of {n} variants changed the answer"
+        for m in models
+    )
+    return (f'<div class="tp-probe"><p>{summary}</p><table><thead><tr><th>message</th>{head}'
+            f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>")

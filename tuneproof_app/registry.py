@@ -1,0 +1,102 @@
+"""Adapters the app may serve: names from the runs registry, never paths from a request."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from finetune.errors import UsageError
+
+BASE_LABEL = "base"
+"""How the app names the base model; the engine calls it ``evalsuite.engine.BASE``."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """One servable adapter: its run name, adapter folder and run metadata."""
+
+    name: str
+    adapter_dir: Path
+    run_dir: Path
+    run: dict
+
+
+def _scan(runs_dir: Path) -> list[Adapter]:
+    try:
+        from finetune.artifacts import list_runs
+    except ImportError:  # the run registry is not in this checkout yet: read the layout
+        return _scan_layout(runs_dir)
+    found = []
+    for info in list_runs(runs_dir):
+        if (Path(info.adapter_dir) / "adapter_config.json").is_file():
+            found.append(Adapter(info.name, Path(info.adapter_dir), Path(info.path),
+                                 dict(info.run)))
+    return found
+
+
+def _scan_layout(runs_dir: Path) -> list[Adapter]:
+    found = []
+    for run in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        if (run / "adapter" / "adapter_config.json").is_file():
+            meta = run / "run.json"
+            info = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+            found.append(Adapter(run.name, run / "adapter", run, info))
+    return found
+
+
+class Registry:
+    """The adapters of one runs directory, looked up by name.
+
+    Args:
+        runs_dir: A folder of run directories (``runs/<name>/adapter``).
+    """
+
+    def __init__(self, runs_dir: str | Path):
+        self.runs_dir = Path(runs_dir)
+        self._adapters: dict[str, Adapter] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the runs directory; adapters with unusable names are left out."""
+        found = _scan(self.runs_dir) if self.runs_dir.is_dir() else []
+        self._adapters = {
+            a.name: a for a in found if _NAME.match(a.name) and a.name != BASE_LABEL
+        }
+
+    def names(self) -> list[str]:
+        """Adapter names, sorted."""
+        return sorted(self._adapters)
+
+    def get(self, name: str) -> Adapter:
+        """The adapter called ``name``.
+
+        Raises:
+            UsageError: ``name`` looks like a path, or no run of that name exists.
+        """
+        check_name(name, self.names())
+        return self._adapters[name]
+
+    def __len__(self) -> int:
+        return len(self._adapters)
+
+
+def check_name(name: object, known: list[str], *, allow_base: bool = False) -> str:
+    """Return ``name`` if it is a known model name; a path or unknown name raises UsageError."""
+    choices = ([BASE_LABEL] if allow_base else []) + list(known)
+    listed = ", ".join(choices) or "(none)"
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"model: expected a model name, one of {listed}")
+    if allow_base and name == BASE_LABEL:
+        return name
+    if not _NAME.match(name) or "/" in name or "\\" in name or ".." in name:
+        raise UsageError(
+            f"model: {name[:80]!r} is not a model name; the app serves adapters by name from "
+            f"its runs registry only (paths are refused): {listed}"
+        )
+    if name not in known:
+        raise UsageError(f"model: no adapter named {name!r}; choose from {listed}")
+    return name

@@ -1,0 +1,104 @@
+"""Reports: the evaluation's own report, model disagreements, data reports, training curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from finetune.errors import UsageError
+from tuneproof_app.registry import Registry
+
+CURVE_METRICS = ("train_loss", "eval_loss")
+
+
+def find_results(dirs: list[Path]) -> dict[str, Path]:
+    """Evaluation output folders (holding ``results.json``) under ``dirs``, by display name."""
+    found: dict[str, Path] = {}
+    for d in dirs:
+        for results in sorted(Path(d).glob("**/results.json")) if Path(d).is_dir() else []:
+            rel = str(results.parent.relative_to(d))
+            found[Path(d).name if rel == "." else rel] = results.parent
+    return found
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a report view skips a damaged line rather than failing
+    return rows
+
+
+def disagreements(predictions: Path, limit: int = 200) -> pd.DataFrame:
+    """Held-out rows (original wording only) where the models' answers differ."""
+    if not predictions.is_file():
+        return pd.DataFrame()
+    by_row: dict[str, dict[str, Any]] = {}
+    for p in _read_jsonl(predictions):
+        if p.get("variant") not in (None, "", "original"):
+            continue
+        key = str(p.get("row", p.get("id", "")))
+        entry = by_row.setdefault(key, {"row": key, "group": p.get("group")})
+        entry[str(p.get("model"))] = p.get("label") or p.get("extracted") or p.get("output")
+    rows = []
+    for entry in by_row.values():
+        answers = {k: v for k, v in entry.items() if k not in ("row", "group")}
+        if len({json.dumps(v) for v in answers.values()}) > 1:
+            rows.append(entry)
+    return pd.DataFrame(rows[:limit])
+
+
+def evaluation(result_dir: Path | None) -> tuple[str, dict[str, Any], pd.DataFrame, str | None]:
+    """(report.md text, results.json, disagreements, path of report.html or None)."""
+    if result_dir is None:
+        return ("No evaluation results found. `evalsuite run task.yaml ...` writes them.", {},
+                pd.DataFrame(), None)
+    results_path = result_dir / "results.json"
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise UsageError(f"{results_path}: unreadable: {err}") from None
+    md = result_dir / "report.md"
+    text = md.read_text(encoding="utf-8") if md.is_file() else "(no report.md)"
+    page = result_dir / "report.html"
+    return (text, results, disagreements(result_dir / "predictions.jsonl"),
+            str(page) if page.is_file() else None)
+
+
+def data_report(registry: Registry, name: str) -> dict[str, Any]:
+    """The validation report of the data run ``name`` trained on."""
+    adapter = registry.get(name)
+    path = adapter.run_dir / "data_report.json"
+    if not path.is_file():
+        return adapter.run.get("data_report") or {"note": f"{name}: no data_report.json"}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def curves(registry: Registry) -> pd.DataFrame:
+    """Training curves of every run, long format: run, step, metric, value, series."""
+    rows = []
+    for name in registry.names():
+        path = registry.get(name).run_dir / "metrics.jsonl"
+        if not path.is_file():
+            continue
+        for rec in _read_jsonl(path):
+            for metric in CURVE_METRICS:
+                value = rec.get(metric)
+                if isinstance(value, int | float) and rec.get("step") is not None:
+                    rows.append({"run": name, "step": rec["step"], "metric": metric,
+                                 "value": float(value), "series": f"{name} {metric}"})
+    return pd.DataFrame(rows, columns=["run", "step", "metric", "value", "series"])
+
+
+def run_summary(registry: Registry) -> pd.DataFrame:
+    """One row per run with the run.json facts worth comparing."""
+    keys = ("base", "method", "trainable_params", "total_params", "wall_time_s", "tokens_per_s",
+            "best_step", "stopped_early", "peak_memory_bytes")
+    rows = [{"run": n, **{k: registry.get(n).run.get(k) for k in keys}} for n in registry.names()]
+    return pd.DataFrame(rows, columns=["run", *keys])

@@ -1,0 +1,218 @@
+"""The app's layout and event wiring; every event has an explicit ``api_name``."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import gradio as gr
+
+from finetune.data.lexicon import AXES
+from tuneproof_app import arena, compare, probe, reports
+from tuneproof_app.compare import N_COLUMNS
+from tuneproof_app.context import MAX_ADAPTERS, AppContext, friendly
+from tuneproof_app.spaces import gpu
+from tuneproof_app.votes import VERDICTS
+
+ENGINE = "engine"
+"""Concurrency group of the events that run the model: one at a time, in queue order."""
+CSS = ".tp-probe table{border-collapse:collapse}.tp-probe td,.tp-probe th{border:1px solid #ccc;"\
+      "padding:4px 8px;vertical-align:top}"
+VOTE_LABELS = {"left": "👈 Left is better", "right": "👉 Right is better", "tie": "🤝 Tie",
+               "both_bad": "👎 Both bad"}
+
+
+def _default_models(ctx: AppContext) -> list[str]:
+    return ctx.models[: 1 + MAX_ADAPTERS]
+
+
+def _probe_example(ctx: AppContext) -> str:
+    for conv in ctx.examples:
+        text = compare.content_text(conv[-1]["content"])
+        if "recommend" in text.lower() or "$" in text:
+            return text
+    return "Hi, I'm Mary. Can you recommend a laptop? I want one the best you have."
+
+
+def build_ui(ctx: AppContext) -> gr.Blocks:
+    """The Blocks app: Compare, Arena, Counterfactual probe and Reports tabs."""
+    with gr.Blocks(title="tuneproof") as demo:
+        gr.Markdown("# tuneproof · base and adapters side by side\nModels: "
+                    + ", ".join(f"`{m}`" for m in ctx.models))
+        with gr.Tab("Compare", id="compare"):
+            _compare_tab(ctx)
+        with gr.Tab("Arena", id="arena"):
+            _arena_tab(ctx)
+        with gr.Tab("Counterfactual probe", id="probe"):
+            _probe_tab(ctx)
+        with gr.Tab("Reports", id="reports"):
+            _reports_tab(ctx)
+    return demo
+
+
+def _settings(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
+    with gr.Accordion("Generation settings", open=False):
+        with gr.Row():
+            temperature = gr.Slider(0.0, 2.0, 0.0, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1.0, 1.0, step=0.05, label="Top-p")
+            seed = gr.Number(0, precision=0, label="Seed (sampling only)")
+            max_new = gr.Slider(1, ctx.max_new_tokens_cap, min(32, ctx.max_new_tokens_cap),
+                                step=1, label="Max new tokens")
+    return temperature, top_p, seed, max_new
+
+
+def _compare_tab(ctx: AppContext) -> None:
+    chosen = _default_models(ctx)
+    models = gr.CheckboxGroup(ctx.models, value=chosen, elem_id="compare-models",
+                              label=f"Models: the base and up to {MAX_ADAPTERS} adapters")
+    system = gr.Textbox(ctx.system_prompt, label="System prompt", lines=1)
+    columns, chats, stats = [], [], []
+    with gr.Row(equal_height=True):
+        for j in range(N_COLUMNS):
+            with gr.Column(visible=j < len(chosen), min_width=220) as col:
+                label = chosen[j] if j < len(chosen) else f"column {j + 1}"
+                chats.append(gr.Chatbot(label=label, height=300, elem_id=f"compare-chat-{j}"))
+                stats.append(gr.Markdown(elem_id=f"compare-stats-{j}"))
+            columns.append(col)
+    with gr.Row():
+        message = gr.Textbox(label="Message", scale=5, elem_id="compare-message",
+                             placeholder="Ask every model at once; Enter sends")
+        send = gr.Button("Send", variant="primary", scale=1, elem_id="compare-send")
+    with gr.Row():
+        swap_btn = gr.Button("Swap demographics", elem_id="compare-swap")
+        clear = gr.Button("Clear conversations", elem_id="compare-clear")
+    temperature, top_p, seed, max_new = _settings(ctx)
+    if ctx.examples:
+        gr.Examples([[compare.content_text(c[-1]["content"])] for c in ctx.examples[:8]],
+                    inputs=[message], label="Held-out prompts")
+    with gr.Accordion("Run details", open=False):
+        details = gr.JSON(label="answers and latency per model")
+
+    @gpu
+    @friendly
+    def on_send(msg: str, sys: str, names: list[str], temp: float, p: float, s: Any,
+                n: Any, *history: Any) -> Any:
+        yield from compare.run_compare(ctx, msg, sys, names, temp, p, s, n, history)
+
+    def on_models(names: list[str]) -> list[Any]:
+        names = [m for m in ctx.models if m in (names or [])][:N_COLUMNS]
+        shown = [gr.update(visible=j < len(names)) for j in range(N_COLUMNS)]
+        reset = [gr.update(value=[], label=names[j] if j < len(names) else f"column {j + 1}")
+                 for j in range(N_COLUMNS)]
+        return [*shown, *reset, *([""] * N_COLUMNS)]
+
+    gr.on([send.click, message.submit], on_send,
+          inputs=[message, system, models, temperature, top_p, seed, max_new, *chats],
+          outputs=[*chats, *stats, details], api_name="compare", concurrency_id=ENGINE,
+          concurrency_limit=1)
+    models.change(on_models, models, [*columns, *chats, *stats], api_name="select_models")
+    clear.click(lambda: [[]] * N_COLUMNS + [""] * N_COLUMNS, None, [*chats, *stats],
+                api_name="clear_compare")
+    swap_btn.click(friendly(compare.swap_demographics), message, message,
+                   api_name="swap_demographics")
+
+
+def _arena_tab(ctx: AppContext) -> None:
+    gr.Markdown("Two models drawn at random answer blind, on random sides. Vote, then see "
+                "who was who. The walk mode goes through the held-out prompts in order.")
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", scale=5, elem_id="arena-prompt")
+        deal_btn = gr.Button("New round", variant="primary", scale=1, elem_id="arena-deal")
+    with gr.Row():
+        walk = gr.Checkbox(label="Walk the held-out prompts", elem_id="arena-walk")
+        walk_index = gr.Number(0, precision=0, label="Next held-out prompt (0-based)")
+        max_new = gr.Slider(1, ctx.max_new_tokens_cap, min(32, ctx.max_new_tokens_cap), step=1,
+                            label="Max new tokens")
+    system = gr.Textbox(ctx.system_prompt, label="System prompt", lines=1)
+    status = gr.Markdown(elem_id="arena-status")
+    with gr.Row(equal_height=True):
+        left = gr.Textbox(label="Left", lines=4, interactive=False, elem_id="arena-left")
+        right = gr.Textbox(label="Right", lines=4, interactive=False, elem_id="arena-right")
+    with gr.Row():
+        buttons = {v: gr.Button(VOTE_LABELS[v], elem_id=f"arena-vote-{v}") for v in VERDICTS}
+    round_id = gr.Textbox(visible=False, label="round id")
+    reveal = gr.Markdown(elem_id="arena-reveal")
+    gr.Markdown("### Leaderboard (Bradley-Terry with 95% bootstrap CIs; online Elo)")
+    board, pairs, verdicts = arena.tables(ctx)
+    board_df = gr.Dataframe(board, interactive=False, elem_id="arena-board")
+    gr.Markdown("Per-pair record (win rate counts ties and 'both bad' as half)")
+    pairs_df = gr.Dataframe(pairs, interactive=False)
+    gr.Markdown("Walk verdicts (exact sign test on decisive votes, α = 0.05)")
+    verdicts_df = gr.Dataframe(verdicts, interactive=False)
+    refresh = gr.Button("Refresh leaderboard")
+
+    @gpu
+    @friendly
+    def on_deal(p: str, sys: str, w: bool, idx: Any, n: Any) -> tuple[Any, ...]:
+        return (*arena.deal(ctx, p, sys, w, idx, n), "")
+
+    deal_btn.click(on_deal, [prompt, system, walk, walk_index, max_new],
+                   [left, right, round_id, status, prompt, walk_index, reveal],
+                   api_name="arena_round", concurrency_id=ENGINE, concurrency_limit=1)
+    for verdict, button in buttons.items():
+        button.click(friendly(partial(arena.vote, ctx, verdict=verdict)), round_id,
+                     [reveal, board_df, pairs_df, verdicts_df], api_name=f"vote_{verdict}",
+                     concurrency_id="votes", concurrency_limit=8)
+    refresh.click(friendly(partial(arena.tables, ctx)), None, [board_df, pairs_df, verdicts_df],
+                  api_name="leaderboard", concurrency_id="votes", concurrency_limit=8)
+
+
+def _probe_tab(ctx: AppContext) -> None:
+    gr.Markdown("A message with a name or gendered words → its demographic variants → every "
+                "model's answer to each. Answers that differ from the original's (demographic "
+                "words masked) are highlighted.")
+    message = gr.Textbox(_probe_example(ctx), label="Message", elem_id="probe-message")
+    with gr.Row():
+        models = gr.CheckboxGroup(ctx.models, value=ctx.models, label="Models")
+        axes = gr.CheckboxGroup(list(AXES), value=list(AXES), label="Vary")
+        max_new = gr.Slider(1, ctx.max_new_tokens_cap, min(32, ctx.max_new_tokens_cap), step=1,
+                            label="Max new tokens")
+    system = gr.Textbox(ctx.system_prompt, label="System prompt", lines=1)
+    run = gr.Button("Probe", variant="primary", elem_id="probe-run")
+    table = gr.HTML(elem_id="probe-table")
+    with gr.Accordion("Details", open=False):
+        details = gr.JSON()
+
+    @gpu
+    @friendly
+    def on_probe(msg: str, names: list[str], ax: list[str], n: Any, sys: str) -> Any:
+        return probe.run_probe(ctx, msg, sys, names, ax, n)
+
+    run.click(on_probe, [message, models, axes, max_new, system], [table, details],
+              api_name="probe", concurrency_id=ENGINE, concurrency_limit=1)
+
+
+def _reports_tab(ctx: AppContext) -> None:
+    found = reports.find_results(ctx.results_dirs)
+    names = list(found)
+    pick = gr.Dropdown(names, value=names[0] if names else None, label="Evaluation")
+    text, results, dis, page = reports.evaluation(found[names[0]] if names else None)
+    page_note = gr.Markdown(f"Full HTML report: `{page}`" if page else "")
+    report_md = gr.Markdown(text, elem_id="reports-eval")
+    gr.Markdown("#### Held-out rows where the models disagree")
+    dis_df = gr.Dataframe(dis, interactive=False)
+    with gr.Accordion("results.json", open=False):
+        results_json = gr.JSON(results)
+    registry = ctx.registry
+    run_names = registry.names() if registry is not None else []
+    gr.Markdown("### Runs")
+    runs_df = gr.Dataframe(reports.run_summary(registry) if registry else None, interactive=False)
+    curve = reports.curves(registry) if registry else None
+    gr.LinePlot(curve, x="step", y="value", color="series", title="Training curves",
+                elem_id="reports-curves")
+    data_pick = gr.Dropdown(run_names, value=run_names[0] if run_names else None,
+                            label="Data validation report of run")
+    data_json = gr.JSON(reports.data_report(registry, run_names[0]) if run_names else {})
+
+    def on_pick(name: str) -> tuple[Any, ...]:
+        if name not in found:
+            raise gr.Error(f"evaluation: unknown {name!r}; choose one of {', '.join(found)}")
+        md, res, table, html_page = reports.evaluation(found[name])
+        return (f"Full HTML report: `{html_page}`" if html_page else "", md, table, res)
+
+    pick.change(friendly(on_pick), pick, [page_note, report_md, dis_df, results_json],
+                api_name="report")
+    data_pick.change(friendly(lambda n: reports.data_report(registry, n)), data_pick, data_json,
+                     api_name="data_report")
+    gr.Button("Reload run table").click(
+        friendly(lambda: reports.run_summary(registry)), None, runs_df, api_name="runs")
