@@ -7,8 +7,9 @@
   2**32, the permutations taken from ``datasketch.MinHash``) but are computed for all rows at
   once with numpy: per-row ``MinHash.update_batch`` spends ~0.3 ms a row in Python, which is
   30 s of a 100k-row file. The band count and width come from ``datasketch.MinHashLSH``'s
-  optimiser for the threshold. Within a band bucket every row is compared with the bucket's
-  first row (estimated Jaccard from the signatures) and matches are joined into clusters,
+  optimiser for the threshold, weighted towards recall. Within a band bucket every row is
+  compared with the bucket's first row (estimated Jaccard from the signatures) and matches
+  are joined into clusters,
   which keeps the cost linear even on templated data where buckets hold thousands of rows;
   the price is that a pair similar to each other but not to their bucket's first row can be
   missed.
@@ -124,12 +125,19 @@ def signatures(
     return out
 
 
+LSH_WEIGHTS = (0.1, 0.9)
+"""datasketch's (false positive, false negative) weights. Every candidate is verified against
+the threshold, so a false positive costs one comparison while a false negative is a missed
+duplicate: recall is weighted up (64 perms at 0.85 catch ~97% of pairs at Jaccard 0.9,
+against ~60% with equal weights)."""
+
+
 @lru_cache(maxsize=32)
 def lsh_bands(threshold: float, num_perm: int = NUM_PERM) -> tuple[int, int]:
     """(bands, rows per band) that datasketch's MinHashLSH picks for ``threshold``."""
     from datasketch import MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=LSH_WEIGHTS)
     return int(lsh.b), int(lsh.r)
 
 
