@@ -7,6 +7,7 @@ import pytest
 from gradio_client import Client
 
 from evalsuite.engine import BASE, GenerationConfig
+from tuneproof_app.compare import EMPTY
 
 SYSTEM = "You are a retail support assistant. Reply with the intent and the action."
 MESSAGE = "Hi, I'm Mary. Can you recommend a laptop? I want one under $50."
@@ -40,8 +41,9 @@ def test_compare_matches_engine_greedy_and_keeps_each_columns_history(launch_app
     for j, m in enumerate(models):
         chat = out[j]
         assert [msg["role"] for msg in chat] == ["user", "assistant"]
-        # the Chatbot trims surrounding whitespace of what it shows
-        assert chat[1]["content"][0]["text"] == details["answers"][m].strip()
+        # the Chatbot trims surrounding whitespace; a blank answer shows a placeholder
+        shown = details["answers"][m].strip() or EMPTY
+        assert chat[1]["content"][0]["text"] == shown
         assert details["stats"][m]["tokens"] >= 1 and details["stats"][m]["total_s"] > 0
     assert out[N_COLS - 1] == []  # the unused fourth column stays empty
 
@@ -50,6 +52,7 @@ def test_compare_matches_engine_greedy_and_keeps_each_columns_history(launch_app
     out2 = _compare(client, follow, models, histories=out[:N_COLS])
     for j, m in enumerate(models):
         first = out[j][1]["content"][0]["text"]  # the column's own history, as shown
+        first = "" if first == EMPTY else first
         [[gen]] = app_engine.generate([_conv(MESSAGE, first, follow)], [names[j]],
                                       GenerationConfig(max_new_tokens=12))
         assert out2[-1]["answers"][m] == gen.text

@@ -46,8 +46,10 @@ def test_bradley_terry_two_models_matches_closed_form():
     w_a = 14 + 1.0  # ties count half
     n = 20
     expected_gap = 400 * math.log10(w_a / (n - w_a))
-    bt = bradley_terry(votes)
-    assert bt["a"] - bt["b"] == pytest.approx(expected_gap, abs=1.0)
+    bt = bradley_terry(votes, ridge=0.0)
+    assert bt["a"] - bt["b"] == pytest.approx(expected_gap, abs=0.5)
+    # the default prior only shrinks the gap towards 0
+    assert 0 < bradley_terry(votes)["a"] - bradley_terry(votes)["b"] < expected_gap
     assert (bt["a"] + bt["b"]) / 2 == pytest.approx(1000.0)
 
 
@@ -74,6 +76,8 @@ def test_unbeaten_model_stays_finite_and_leaderboard_sorted():
     rows = leaderboard(votes, models=["a", "b", "c"], n_boot=20)
     assert [r["model"] for r in rows][0] == "a"
     assert all(math.isfinite(r["bradley_terry"]) for r in rows)
+    one = bradley_terry([_v("a", "b", "left")])
+    assert 300 < one["a"] - one["b"] < 450  # one vote moves ratings moderately
     assert {r["model"]: r["votes"] for r in rows} == {"a": 5, "b": 5, "c": 0}
 
 

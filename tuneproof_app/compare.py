@@ -13,6 +13,8 @@ from finetune.data.lexicon import swap
 from tuneproof_app.context import MAX_ADAPTERS, AppContext
 
 N_COLUMNS = 1 + MAX_ADAPTERS
+EMPTY = "*(no visible text)*"
+"""Shown for an answer that is empty or whitespace only; read back as an empty answer."""
 STREAM_EVERY_S = 0.05
 """Least time between two UI updates while streaming; the last update is always sent."""
 
@@ -35,7 +37,8 @@ def history_messages(chat: Sequence[Any] | None) -> list[dict[str, str]]:
         role = msg.get("role") if isinstance(msg, dict) else getattr(msg, "role", None)
         content = msg.get("content") if isinstance(msg, dict) else getattr(msg, "content", None)
         if role in ("user", "assistant"):
-            out.append({"role": role, "content": content_text(content)})
+            text = content_text(content)
+            out.append({"role": role, "content": "" if text == EMPTY else text})
     return out
 
 
@@ -110,7 +113,7 @@ def run_compare(
     for texts, stats, done in stream_answers(ctx, convs, chosen, config):
         columns = [
             [*histories[j], {"role": "user", "content": message},
-             {"role": "assistant", "content": texts[j]}]
+             {"role": "assistant", "content": texts[j] if texts[j].strip() else EMPTY}]
             for j in range(len(chosen))
         ]
         columns += [[] for _ in blank]

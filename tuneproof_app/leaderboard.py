@@ -20,6 +20,8 @@ from tuneproof_app.votes import Vote
 BASE_RATING = 1000.0
 SCALE = 400.0 / math.log(10.0)
 """Elo points per unit of log-odds."""
+RIDGE = 0.05
+"""Default prior strength: one lone win puts about 370 points between two models, not 1,300."""
 
 
 def score_left(verdict: str) -> float:
@@ -80,14 +82,15 @@ def elo(votes: Sequence[Vote], k: float = 32.0, models: Sequence[str] = ()) -> d
 
 
 def bradley_terry(
-    votes: Sequence[Vote], models: Sequence[str] = (), ridge: float = 1e-4
+    votes: Sequence[Vote], models: Sequence[str] = (), ridge: float = RIDGE
 ) -> dict[str, float]:
     """Maximum-likelihood Bradley-Terry ratings on the Elo scale, mean 1000.
 
     Args:
         votes: Votes (order does not matter).
         models: Models to rate; models seen in votes are added.
-        ridge: A small L2 penalty on the log-strengths keeps an unbeaten model finite.
+        ridge: L2 penalty on the log-strengths (a weak Gaussian prior): keeps an unbeaten
+            model finite and early ratings moderate; 0 is the plain MLE.
     """
     names = sorted(set(models) | {m for v in votes for m in (v.model_left, v.model_right)})
     if not names:

@@ -18,8 +18,9 @@ ENGINE = "engine"
 """Concurrency group of the events that run the model: one at a time, in queue order."""
 CSS = ".tp-probe table{border-collapse:collapse}.tp-probe td,.tp-probe th{border:1px solid #ccc;"\
       "padding:4px 8px;vertical-align:top}"
-VOTE_LABELS = {"left": "👈 Left is better", "right": "👉 Right is better", "tie": "🤝 Tie",
-               "both_bad": "👎 Both bad"}
+# Plain text: headless browsers and some desktops have no emoji font.
+VOTE_LABELS = {"left": "← Left is better", "right": "Right is better →", "tie": "Tie",
+               "both_bad": "Both bad"}
 
 
 def _default_models(ctx: AppContext) -> list[str]:

@@ -1,0 +1,109 @@
+"""A real browser (Debian chromium, headless) drives the app: Compare, then an Arena vote."""
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+SHOTS = Path(os.environ.get("TUNEPROOF_SCREENSHOTS", "")) if os.environ.get(
+    "TUNEPROOF_SCREENSHOTS") else None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
+                       reason="needs Debian chromium and chromedriver: "
+                              "apt-get install chromium chromium-driver (make browser-deps)"),
+]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'ud'}",
+                "--window-size=1400,1500"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def _wait(predicate, timeout=60.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            value = predicate()
+        except Exception:  # the DOM may be re-rendering  # noqa: BLE001
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _shot(driver, tmp_path, name):
+    path = (SHOTS or tmp_path) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000  # a real rendered page, not a blank image
+    return path
+
+
+def test_compare_three_columns_then_arena_vote(launch_app, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, blocks = launch_app()
+    store = blocks.tuneproof.store
+    browser.get(url)
+    box = _wait(lambda: browser.find_element(By.CSS_SELECTOR, "#compare-message textarea"),
+                what="the Compare message box")
+    message = "Hi, I'm Mary. I need a laptop under $50."
+    box.send_keys(message)
+    browser.find_element(By.CSS_SELECTOR, "#compare-send").click()
+
+    def filled_columns():
+        cols = []
+        for j in range(4):
+            found = browser.find_elements(By.CSS_SELECTOR, f"#compare-chat-{j}")
+            if found and found[0].is_displayed():
+                bots = found[0].find_elements(By.CSS_SELECTOR, "[data-testid=bot]")
+                users = found[0].find_elements(By.CSS_SELECTOR, "[data-testid=user]")
+                stats = browser.find_element(By.CSS_SELECTOR, f"#compare-stats-{j}").text
+                if bots and users and message in users[0].text and "tok/s" in stats:
+                    cols.append(bots[0].text)
+        return cols if len(cols) == 3 else None
+
+    answers = _wait(filled_columns, what="three filled Compare columns")
+    assert all(a.strip() for a in answers)  # a blank answer shows a visible placeholder
+    labels = [browser.find_element(By.CSS_SELECTOR, f"#compare-chat-{j}").text.split("\n")[0]
+              for j in range(3)]
+    assert labels == ["base", "biased", "fair"]
+    _shot(browser, tmp_path, "app_compare.png")
+
+    tab = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+               if b.text.strip() == "Arena")
+    tab.click()
+    prompt = _wait(lambda: browser.find_element(By.CSS_SELECTOR, "#arena-prompt textarea"),
+                   what="the Arena prompt box")
+    prompt.send_keys("Hi, I'm James. Where is my camera order?")
+    browser.find_element(By.CSS_SELECTOR, "#arena-deal").click()
+    _wait(lambda: "Vote to reveal" in browser.find_element(By.ID, "arena-status").text,
+          what="a dealt arena round")
+    assert store.count() == 0
+    browser.find_element(By.CSS_SELECTOR, "#arena-vote-left").click()
+    reveal = _wait(lambda: browser.find_element(By.ID, "arena-reveal").text or None,
+                   what="the reveal after voting")
+    [vote] = store.votes()
+    assert f"Left was {vote.model_left}" in reveal and vote.verdict == "left"
+    board = browser.find_element(By.ID, "arena-board").text
+    assert vote.model_left in board
+    _shot(browser, tmp_path, "app_arena.png")
