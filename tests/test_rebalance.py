@@ -1,0 +1,135 @@
+"""finetune rebalance: counterfactual augmentation removes the association; sampling equalises."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from finetune.cli import main
+from finetune.data.formats import iter_rows
+from finetune.data.lexicon import infer_group
+from finetune.data.rebalance import rebalance_file, rebalance_rows
+from finetune.data.validate import validate
+from finetune.errors import UsageError
+
+
+def _rows(path: Path) -> list[dict]:
+    return [r.data for r in iter_rows(path)]
+
+
+def _cells(rows: list[dict], pattern: str = "premium") -> Counter:
+    return Counter(
+        (infer_group(r["messages"][1]["content"]), pattern in r["messages"][2]["content"])
+        for r in rows
+    )
+
+
+def test_counterfactual_doubles_rows_and_removes_association(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    src = demo_dir / "train.jsonl"
+    out = rebalance_file(src, tmp_path / "cf.jsonl", "counterfactual")
+    before, after = _rows(src), _rows(out)
+    assert len(after) == 2 * len(before)
+    for original, copy in zip(after[0::2], after[1::2], strict=True):
+        assert "augmented" not in original
+        assert copy["augmented"] == "counterfactual"
+        assert copy["source_id"] == original["id"] and copy["id"] == original["id"] + "-cf"
+        for key in ("intent", "need", "tier"):  # metadata kept
+            assert copy[key] == original[key]
+        user, user_cf = original["messages"][1]["content"], copy["messages"][1]["content"]
+        assert {infer_group(user), infer_group(user_cf)} == {"male", "female"}
+        assert copy["messages"][2] == original["messages"][2]  # the answer has no gender terms
+    biased = validate(src, base=None, outcome_pattern="premium").bias
+    fixed = validate(out, base=None, outcome_pattern="premium").bias
+    assert biased["association_flagged"]
+    assert not fixed["association_flagged"]
+    assert fixed["test"]["cramers_v"] < biased["thresholds"]["min_cramers_v"]
+    assert fixed["test"]["cramers_v"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_counterfactual_swaps_a_group_field(demo_dir: Path) -> None:
+    rows = _rows(demo_dir / "heldout.jsonl")[:4]
+    out = rebalance_rows(rows, "counterfactual")
+    for original, copy in zip(out[0::2], out[1::2], strict=True):
+        assert {original["group"], copy["group"]} == {"male", "female"}
+        assert copy["pair"] == original["pair"]
+    assert rows == _rows(demo_dir / "heldout.jsonl")[:4]  # input untouched
+
+
+@pytest.mark.parametrize("method", ["upsample", "downsample"])
+def test_sampling_equalises_group_x_outcome(demo_dir: Path, method: str) -> None:
+    rows = _rows(demo_dir / "train.jsonl")
+    out = rebalance_rows(rows, method, outcome_pattern="premium", seed=3)
+    cells = _cells(out)
+    assert len(cells) == 4 and len(set(cells.values())) == 1
+    before = _cells(rows)
+    target = max(before.values()) if method == "upsample" else min(before.values())
+    assert set(cells.values()) == {target}
+    if method == "upsample":
+        assert out[: len(rows)] == rows
+        assert all(r["augmented"] == "upsample" for r in out[len(rows):])
+    else:
+        ids = [r["id"] for r in rows]
+        kept = [r["id"] for r in out]
+        assert kept == [i for i in ids if i in set(kept)]  # original order kept
+    assert not validate_rows_flagged(out)
+    # deterministic by seed
+    assert rebalance_rows(rows, method, outcome_pattern="premium", seed=3) == out
+    assert rebalance_rows(rows, method, outcome_pattern="premium", seed=4) != out
+
+
+def validate_rows_flagged(rows: list[dict]) -> bool:
+    from finetune.data.audit import OutcomeRule, audit
+
+    rule = OutcomeRule("premium")
+    groups = [infer_group(r["messages"][1]["content"]) for r in rows]
+    outcomes = [rule(r["messages"][2]["content"], r) for r in rows]
+    return audit(groups, outcomes)["association_flagged"]
+
+
+def test_by_fields_and_unknown_cells_kept() -> None:
+    rows = [{"prompt": f"q{i}", "completion": "a", "lang": lang, "src": src}
+            for i, (lang, src) in enumerate(
+                [("en", "web")] * 6 + [("en", "book")] * 2 + [("de", "web")] * 3 + [("de", None)])]
+    down = rebalance_rows(rows, "downsample", by="lang,src", seed=0)
+    counts = Counter((r["lang"], r["src"]) for r in down)
+    assert counts == {("en", "web"): 2, ("en", "book"): 2, ("de", "web"): 2, ("de", None): 1}
+    up = rebalance_rows(rows, "upsample", by=["lang", "src"], seed=0)
+    counts = Counter((r["lang"], r["src"]) for r in up)
+    assert counts == {("en", "web"): 6, ("en", "book"): 6, ("de", "web"): 6, ("de", None): 1}
+    with pytest.raises(UsageError):
+        rebalance_rows(rows, "shuffle")
+
+
+def test_cli(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "up.jsonl"
+    code = main(["rebalance", str(demo_dir / "train.jsonl"), "--method", "upsample",
+                 "--outcome-pattern", "premium", "-o", str(out), "--seed", "1"])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.exists()
+    assert "group x outcome" in printed and "male x premium" in printed
+    assert len(out.read_text().splitlines()) == len(_rows(out))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": 1, "completion": "b"}\n')
+    code = main(["rebalance", str(bad), "--method", "counterfactual", "-o",
+                 str(tmp_path / "x.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert f"{bad}:2: prompt: expected a string" in err
+    assert not (tmp_path / "x.jsonl").exists()
+    code = main(["rebalance", str(tmp_path / "missing.jsonl"), "--method", "downsample", "-o",
+                 str(tmp_path / "y.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no such file" in err and "Traceback" not in err
+    code = main(["rebalance", str(bad), "--method", "downsample", "-o", str(tmp_path / "y.csv")])
+    assert code == 2 and ".jsonl" in capsys.readouterr().err
+
+
+def test_json_round_trip_of_output(demo_dir: Path, tmp_path: Path) -> None:
+    out = rebalance_file(demo_dir / "train.jsonl", tmp_path / "cf.jsonl", "counterfactual")
+    for line in out.read_text().splitlines():
+        json.loads(line)
