@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from evalsuite import __version__
+from finetune import __version__
 from finetune.errors import TuneproofError
 
 COMMANDS: dict[str, tuple[str, str]] = {

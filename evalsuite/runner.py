@@ -31,6 +31,8 @@ from finetune.errors import UsageError
 BASE_NAME = "base"
 """How the base model is named in results and reports (the engine calls it ``__base__``)."""
 LOWER_IS_BETTER = ("loss",)
+BINARY_SCORERS = ("label", "exact_match")
+"""Scorers whose per-row score is 0/1 by nature: paired with exact McNemar."""
 OVERFIT_TOLERANCE = 0.02
 """Held-out loss counts as rising when its last value exceeds its minimum by this fraction."""
 
@@ -402,7 +404,8 @@ def run_eval(
         for name in types:
             ea, eb = scores[a.name][name], scores[b.name][name]
             c = stats.compare(ea["scores"], eb["scores"], ea["weights"], n_boot=task.stats.n_boot,
-                              n_permutations=task.stats.n_permutations, seed=task.stats.seed)
+                              n_permutations=task.stats.n_permutations, seed=task.stats.seed,
+                              binary=types[name] in BINARY_SCORERS)
             comparisons.append({"a": a.name, "b": b.name, "metric": name, **c})
 
     say("fairness")

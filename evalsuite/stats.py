@@ -188,8 +188,12 @@ def compare(
     n_boot: int = 1000,
     n_permutations: int = 10_000,
     seed: int = 0,
+    binary: bool | None = None,
 ) -> dict[str, float | int | str | None]:
     """Delta ``b - a`` with its paired CI and p-value.
+
+    ``binary`` says whether the scores are 0/1 by nature (accuracy, exact match: exact
+    McNemar) or continuous (paired permutation); None decides from the values.
 
     Returns:
         ``delta``, ``ci_low``, ``ci_high``, ``p_value``, ``test`` (``mcnemar-exact`` or
@@ -202,7 +206,9 @@ def compare(
         "ci_high": _num(hi),
         "n": len(a),
     }
-    if weights is None and is_binary(a) and is_binary(b):
+    if binary is None:
+        binary = weights is None and is_binary(a) and is_binary(b)
+    if binary:
         table = mcnemar_table(a, b)
         out.update(p_value=_num(mcnemar_exact(a, b)), test="mcnemar-exact",
                    only_a=table[0][1], only_b=table[1][0])

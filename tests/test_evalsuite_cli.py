@@ -1,0 +1,88 @@
+"""``evalsuite run``: exit 0 when gates pass, 1 naming each failed gate, 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evalsuite.cli import main
+
+TASK = """\
+name: cli
+data: {data}
+limit: 6
+generation:
+  max_new_tokens: 4
+scorers:
+  - name: intent_accuracy
+    type: label
+    pattern: "intent: (\\\\w+)"
+gates:
+{gates}
+"""
+
+
+def _task(tmp_path: Path, demo_dir: Path, gates: list[str]) -> Path:
+    p = tmp_path / "task.yaml"
+    p.write_text(TASK.format(data=demo_dir / "heldout.jsonl",
+                             gates="\n".join(f'  - "{g}"' for g in gates) or "  []"))
+    return p
+
+
+def test_failing_gates_exit_1_and_are_named(tmp_path, demo_dir, lora_adapters, capsys):
+    task = _task(tmp_path, demo_dir, ["intent_accuracy >= 0.9", "intent_accuracy >= 0"])
+    code = main(["run", str(task), "--adapter", f"a={lora_adapters['a']}",
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "gate failed: a: intent_accuracy >= 0.9" in err
+    assert "gate failed: a: intent_accuracy >= 0 " not in err
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["gates"]["failed"] == [line.removeprefix("gate failed: ")
+                                      for line in err.splitlines()
+                                      if line.startswith("gate failed: ")]
+
+
+def test_passing_gates_exit_0(tmp_path, demo_dir, lora_adapters, capsys):
+    task = _task(tmp_path, demo_dir, ["intent_accuracy >= 0", "intent_accuracy.delta_vs_base > -1"])
+    code = main(["run", str(task), "--adapter", f"a={lora_adapters['a']}",
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "base -> a" in out and "report:" in out
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--adapter", "x={missing}"], "no such adapter or run folder"),
+        (["--adapter", "base={adapter}"], "reserved for the base"),
+        (["--adapter", "a={adapter}", "--adapter", "a={adapter}"], "given twice"),
+        (["--baselines", "zero-shot,magic"], "unknown baseline 'magic'"),
+        (["--baselines", "few-shot"], "baselines.few_shot: missing"),
+        (["--base", "{missing}"], "no such model folder"),
+        (["--limit", "0"], "--limit"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(tmp_path, demo_dir, lora_adapters, capsys, args,
+                                           message):
+    task = _task(tmp_path, demo_dir, [])
+    filled = [a.format(missing=tmp_path / "nope", adapter=lora_adapters["a"]) for a in args]
+    code = main(["run", str(task), "--out", str(tmp_path / "o"), "--quiet", *filled])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    errors = [line for line in err if line.startswith("evalsuite run: error: ")]
+    assert len(errors) == 1 and message in errors[0]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_bad_task_yaml_exits_2(tmp_path, capsys):
+    bad = tmp_path / "task.yaml"
+    bad.write_text("name: x\ndata: d.jsonl\nscorers:\n  - {name: s, type: nope}\n")
+    assert main(["run", str(bad), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"evalsuite run: error: {bad}:4: scorers[0].type: Input should be 'label', "
+                   "'exact_match', 'rouge_l', 'semantic_similarity' or 'loss'")

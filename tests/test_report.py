@@ -1,0 +1,196 @@
+"""The pipeline's outputs: results.json, predictions.jsonl, report.md, report.html."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from evalsuite.runner import overfitting_check, run_eval
+from evalsuite.task import load_task
+
+TASK = """\
+name: small
+data: {data}
+group_field: group
+limit: 10
+generation:
+  max_new_tokens: 6
+scorers:
+  - name: intent_accuracy
+    type: label
+    pattern: "intent: (\\\\w+)"
+  - name: overlap
+    type: rouge_l
+  - name: heldout_loss
+    type: loss
+baselines:
+  few_shot:
+    train: {train}
+    k: 2
+fairness:
+  outcome_pattern: premium
+gates:
+  - "heldout_loss > 0"
+  - "overlap.delta_vs_base >= -1"
+  - "flip_rate_stub <= 0.5"
+"""
+
+
+def _metrics_lines(rising: bool) -> str:
+    lines = []
+    for step in range(10, 110, 10):
+        train = 3.0 - step / 50
+        held = 2.5 - step / 100 if not rising or step <= 50 else 2.0 + (step - 50) / 40
+        lines.append({"step": step, "train_loss": train, "eval_loss": None})
+        lines.append({"step": step, "train_loss": None, "eval_loss": held})
+    return "".join(json.dumps(x) + "\n" for x in lines)
+
+
+@pytest.fixture(scope="module")
+def evaluated(lora_adapters, demo_dir, tmp_path_factory):
+    import evalsuite.fairness as fairness_module
+    from evalsuite.fairness import FairnessResult
+
+    root = tmp_path_factory.mktemp("report")
+    run = root / "runs" / "a"
+    shutil.copytree(lora_adapters["a"], run / "adapter")
+    (run / "metrics.jsonl").write_text(_metrics_lines(rising=True))
+    task_path = root / "task.yaml"
+    task_path.write_text(TASK.format(data=demo_dir / "heldout.jsonl",
+                                     train=demo_dir / "train.jsonl"))
+    calls = []
+
+    def fake(engine, task, rows, predictions, models):
+        calls.append((len(rows), sorted(predictions), list(models)))
+        return {m: FairnessResult(
+            block={"stub": True, "predictions": [{"row": 0, "variant": "swapped",
+                                                  "output": "x"}]},
+            flat={"flip_rate_stub": 0.25 if m != "b" else 0.75}) for m in models}
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(fairness_module, "evaluate_fairness", fake, raising=False)
+    try:
+        result = run_eval(load_task(task_path), adapters={"a": run, "b": lora_adapters["b"]},
+                          baselines=["zero-shot", "few-shot"], out_dir=root / "out",
+                          batch_size=4, progress=False)
+    finally:
+        mp.undo()
+    return result, calls
+
+
+def test_results_json_has_models_cis_pairs_and_gates(evaluated):
+    result, calls = evaluated
+    res = json.loads((result.out_dir / "results.json").read_text())
+    assert list(res["models"]) == ["base", "a", "b", "base+zero-shot", "base+few-shot"]
+    for m in res["models"].values():
+        acc = m["metrics"]["intent_accuracy"]
+        assert acc["n"] == 10 and acc["ci_low"] <= acc["value"] <= acc["ci_high"]
+        loss = m["metrics"]["heldout_loss"]
+        assert loss["value"] > 0 and loss["perplexity"]["value"] > 1
+        assert set(m["groups"]["intent_accuracy"]) == {"male", "female"}
+    pairs = {(c["a"], c["b"]) for c in res["comparisons"]}
+    assert pairs == {("base", "a"), ("base", "b"), ("base+zero-shot", "a"),
+                     ("base+zero-shot", "b"), ("base+few-shot", "a"), ("base+few-shot", "b"),
+                     ("a", "b")}
+    tests = {c["metric"]: c["test"] for c in res["comparisons"]}
+    assert tests == {"intent_accuracy": "mcnemar-exact", "overlap": "paired-permutation",
+                     "heldout_loss": "paired-permutation"}
+    # the fairness module got the served models under their engine names, not the baselines
+    assert calls == [(10, ["__base__", "a", "b"], ["__base__", "a", "b"])]
+    assert res["models"]["a"]["fairness"] == {"stub": True}
+    # gates checked on the adapters only; b fails the fairness gate from the merged flat keys
+    assert res["gates"]["checked"] == ["a", "b"]
+    assert res["models"]["a"]["passed"] is True
+    assert res["models"]["b"]["passed"] is False
+    assert result.failed_gates == [
+        "b: flip_rate_stub <= 0.5 (flip_rate_stub = 0.75 fails <= 0.5)"]
+    flat = res["models"]["a"]["flat"]
+    delta = next(c for c in res["comparisons"]
+                 if (c["a"], c["b"], c["metric"]) == ("base", "a", "overlap"))
+    assert flat["overlap.delta_vs_base"] == delta["delta"]
+    assert res["models"]["a"]["overfitting"]["flagged"] is True
+    assert "overfitting" not in res["models"]["b"]  # an adapter folder without a run
+
+
+def test_predictions_jsonl(evaluated):
+    result, _ = evaluated
+    lines = [json.loads(x) for x in (result.out_dir / "predictions.jsonl").read_text().splitlines()]
+    plain = [p for p in lines if p["variant"] is None]
+    assert len(plain) == 10 * 5
+    first = plain[0]
+    assert {"row", "id", "model", "group", "output", "target", "labels", "scores"} <= set(first)
+    assert "intent_accuracy" in first["labels"] and "overlap" in first["scores"]
+    variants = [p for p in lines if p["variant"] is not None]
+    assert {p["model"] for p in variants} == {"base", "a", "b"}
+
+
+def test_report_html_is_self_contained_with_charts(evaluated):
+    result, _ = evaluated
+    page = (result.out_dir / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page and not re.search(r"(src|href)=\"?https?:", page)
+    assert page.count("<svg") >= 3 + 1 + 1  # 3 metric charts, loss curves, group bars
+    assert page.count('class="ci"') >= 3 * 5  # a CI whisker per metric per model
+    assert 'class="curve"' in page and 'class="group-bar"' in page
+    assert "FLAGGED" in page and "FAIL" in page
+    assert 'id="fairness"' in page and "flip_rate_stub" in page
+
+
+def test_report_md_lists_metrics_pairs_gates_and_disagreements(evaluated):
+    result, _ = evaluated
+    md = (result.out_dir / "report.md").read_text()
+    for heading in ("## Metrics", "## Paired comparisons", "## Gates", "## Per group",
+                    "## Overfitting check", "## Fairness", "## Where base and tuned disagree"):
+        assert heading in md
+    assert "| base | a | intent_accuracy |" in md
+    assert "### base vs a" in md and "### base vs b" in md
+
+
+def test_disagreements_are_rows_where_scores_differ(evaluated):
+    from evalsuite.report import disagreements
+
+    result, _ = evaluated
+    res = result.results
+    preds = [json.loads(x) for x in (result.out_dir / "predictions.jsonl").read_text().splitlines()]
+    found = disagreements(res, preds)
+    for name, items in found.items():
+        for d in items:
+            assert d["base_score"] != d["tuned_score"]
+        by = {(p["row"], p["model"]): p for p in preds if p["variant"] is None}
+        expected = [r for r in range(10)
+                    if by[(r, "base")]["scores"]["intent_accuracy"]
+                    != by[(r, name)]["scores"]["intent_accuracy"]]
+        assert [d["row"] for d in items] == expected[:12]
+
+
+def test_overfitting_check():
+    def parse(text: str) -> list[dict]:
+        return [json.loads(x) for x in text.splitlines()]
+
+    flagged = overfitting_check(parse(_metrics_lines(rising=True)))
+    assert flagged["flagged"] and flagged["best_step"] == 50
+    assert flagged["last_eval_loss"] > flagged["best_eval_loss"]
+    assert len(flagged["train"]) == 10 and len(flagged["eval"]) == 10
+    fine = overfitting_check(parse(_metrics_lines(rising=False)))
+    assert not fine["flagged"]
+    assert not overfitting_check([])["flagged"]
+    # held-out rising while train loss rises too is not overfitting
+    both = [{"step": s, "train_loss": 1 + s, "eval_loss": 1 + s} for s in range(5)]
+    assert not overfitting_check(both)["flagged"]
+
+
+def test_no_adapters_checks_gates_on_the_base(tmp_path, demo_dir):
+    task_path = tmp_path / "task.yaml"
+    task_path.write_text(
+        f"name: b\ndata: {demo_dir / 'heldout.jsonl'}\nlimit: 4\n"
+        "generation: {max_new_tokens: 4}\n"
+        "scorers:\n  - {name: em, type: exact_match}\ngates: ['em >= 0.5']\n")
+    result = run_eval(load_task(task_path), out_dir=tmp_path / "o", progress=False)
+    assert result.results["gates"]["checked"] == ["base"]
+    assert result.failed_gates and result.failed_gates[0].startswith("base: em >= 0.5")
+    assert result.results["comparisons"] == []
+    assert Path(tmp_path / "o" / "report.html").is_file()

@@ -1,0 +1,131 @@
+"""Statistics checked against statsmodels, scipy and closed-form formulas."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.contingency_tables import mcnemar
+
+from evalsuite import stats
+
+
+def _binary(n: int, p: float, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).random(n) < p).astype(float)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mcnemar_matches_statsmodels_and_the_binomial_formula(seed):
+    a = _binary(80, 0.5, seed)
+    b = np.where(np.random.default_rng(seed + 10).random(80) < 0.3, 1 - a, a)
+    table = stats.mcnemar_table(a, b)
+    n01, n10 = table[0][1], table[1][0]
+    assert sum(map(sum, table)) == 80
+    assert n01 == int(((a == 1) & (b == 0)).sum()) and n10 == int(((a == 0) & (b == 1)).sum())
+    expected = mcnemar(np.array(table), exact=True).pvalue
+    assert stats.mcnemar_exact(a, b) == pytest.approx(expected, rel=1e-12)
+    k, n = min(n01, n10), n01 + n10
+    by_hand = min(1.0, 2 * sps.binom.cdf(k, n, 0.5))
+    assert stats.mcnemar_exact(a, b) == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_mcnemar_without_discordant_pairs_is_one_and_extreme_is_small():
+    a = np.array([1, 0, 1, 1.0])
+    assert stats.mcnemar_exact(a, a) == 1.0
+    base = np.zeros(30)
+    tuned = np.ones(30)
+    assert stats.mcnemar_exact(base, tuned) == pytest.approx(2 * 0.5**30)
+
+
+def test_bootstrap_ci_is_seeded_and_close_to_the_normal_approximation():
+    x = _binary(400, 0.3, 5)
+    lo, hi = stats.bootstrap_ci(x, n_boot=2000, seed=3)
+    assert (lo, hi) == stats.bootstrap_ci(x, n_boot=2000, seed=3)
+    assert (lo, hi) != stats.bootstrap_ci(x, n_boot=2000, seed=4)
+    p = x.mean()
+    assert lo < p < hi
+    half = 1.96 * math.sqrt(p * (1 - p) / x.size)
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.15)
+    # a constant score has no sampling variation
+    assert stats.bootstrap_ci(np.ones(50)) == (1.0, 1.0)
+    lo_small, hi_small = stats.bootstrap_ci(x[:50], n_boot=2000, seed=3)
+    assert hi_small - lo_small > hi - lo  # fewer rows, wider interval
+
+
+def test_weighted_bootstrap_is_a_ratio_estimator():
+    s = np.array([2.0, 1.0, 3.0, 0.5])
+    w = np.array([1, 3, 2, 4.0])
+    assert stats.weighted_mean(s, w) == pytest.approx((s * w).sum() / w.sum())
+    lo, hi = stats.bootstrap_ci(s, w, n_boot=500)
+    assert lo <= stats.weighted_mean(s, w) <= hi
+    summary = stats.summarize(s, w)
+    assert summary["value"] == pytest.approx(stats.weighted_mean(s, w)) and summary["n"] == 4
+
+
+def test_paired_bootstrap_ci_of_the_delta():
+    a = _binary(300, 0.4, 1)
+    b = np.where(np.random.default_rng(9).random(300) < 0.5, 1.0, a)
+    lo, hi = stats.paired_bootstrap_ci(a, b, n_boot=2000, seed=0)
+    delta = b.mean() - a.mean()
+    assert lo < delta < hi and lo > 0  # b is a clear improvement
+    assert stats.paired_bootstrap_ci(a, a) == (0.0, 0.0)
+    # pairing removes the shared row-to-row variation: narrower than independent resampling
+    lo_a, hi_a = stats.bootstrap_ci(a, n_boot=2000)
+    lo_b, hi_b = stats.bootstrap_ci(b, n_boot=2000)
+    assert hi - lo < math.hypot(hi_a - lo_a, hi_b - lo_b)
+
+
+def test_exact_permutation_p_matches_scipy():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=10)
+    b = a + rng.normal(0.5, 1.0, size=10)
+    ours = stats.paired_permutation_p(a, b, n_permutations=10_000)
+    ref = sps.permutation_test(
+        (b, a), lambda x, y: np.mean(x - y), permutation_type="samples",
+        n_resamples=10_000, alternative="two-sided",
+    ).pvalue
+    assert ours == pytest.approx(ref, rel=1e-9)
+
+
+def test_random_permutation_p_is_close_to_scipy_and_seeded():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=60)
+    b = a + rng.normal(0.25, 1.0, size=60)
+    ours = stats.paired_permutation_p(a, b, n_permutations=20_000, seed=0)
+    assert ours == stats.paired_permutation_p(a, b, n_permutations=20_000, seed=0)
+    ref = sps.permutation_test(
+        (b, a), lambda x, y, axis=-1: np.mean(x - y, axis=axis), permutation_type="samples",
+        n_resamples=20_000, alternative="two-sided", random_state=1, vectorized=True,
+    ).pvalue
+    assert abs(ours - ref) < 0.02
+    assert stats.paired_permutation_p(a, a, n_permutations=1000) == 1.0
+
+
+def test_compare_picks_the_test_by_score_type():
+    a = _binary(40, 0.2, 3)
+    b = np.ones(40)
+    c = stats.compare(a, b)
+    assert c["test"] == "mcnemar-exact"
+    assert c["delta"] == pytest.approx(b.mean() - a.mean())
+    assert c["p_value"] == pytest.approx(stats.mcnemar_exact(a, b))
+    assert c["only_b"] == int((a == 0).sum()) and c["only_a"] == 0
+    x = np.linspace(0, 1, 40)
+    c2 = stats.compare(x, x + 0.1)
+    assert c2["test"] == "paired-permutation"
+    assert c2["delta"] == pytest.approx(0.1)
+    assert c2["p_value"] < 0.001
+    assert c2["ci_low"] == pytest.approx(0.1) and c2["ci_high"] == pytest.approx(0.1)
+
+
+def test_empty_and_mismatched_inputs():
+    assert stats.summarize([])["value"] is None
+    with pytest.raises(ValueError):
+        stats.paired_bootstrap_ci([1, 0], [1.0])
+
+
+def test_compare_respects_the_declared_score_type():
+    zeros = np.zeros(20)
+    assert stats.compare(zeros, zeros, binary=False)["test"] == "paired-permutation"
+    assert stats.compare(zeros, zeros)["test"] == "mcnemar-exact"
