@@ -40,18 +40,20 @@ def disagreements(predictions: Path, limit: int = 200) -> pd.DataFrame:
     if not predictions.is_file():
         return pd.DataFrame()
     by_row: dict[str, dict[str, Any]] = {}
+    models: list[str] = []
     for p in _read_jsonl(predictions):
-        if p.get("variant") not in (None, "", "original"):
+        if p.get("variant") not in (None, "", "original") or "model" not in p:
             continue
         key = str(p.get("row", p.get("id", "")))
-        entry = by_row.setdefault(key, {"row": key, "group": p.get("group")})
-        entry[str(p.get("model"))] = p.get("label") or p.get("extracted") or p.get("output")
-    rows = []
-    for entry in by_row.values():
-        answers = {k: v for k, v in entry.items() if k not in ("row", "group")}
-        if len({json.dumps(v) for v in answers.values()}) > 1:
-            rows.append(entry)
-    return pd.DataFrame(rows[:limit])
+        entry = by_row.setdefault(key, {"row": key, "group": p.get("group"),
+                                        "prompt": p.get("prompt"), "target": p.get("target")})
+        model = str(p["model"])
+        if model not in models:
+            models.append(model)
+        entry[model] = p.get("output")
+    rows = [e for e in by_row.values() if len({json.dumps(e.get(m)) for m in models}) > 1]
+    frame = pd.DataFrame(rows[:limit], columns=["row", "group", "prompt", "target", *models])
+    return frame.dropna(axis=1, how="all")
 
 
 def evaluation(result_dir: Path | None) -> tuple[str, dict[str, Any], pd.DataFrame, str | None]:

@@ -1,0 +1,129 @@
+"""App latency: time to first token and total time, 3 models side by side vs 1 model.
+
+Runs the app's own streaming path (``tuneproof_app.compare.stream_answers`` over THE
+engine's mixed-adapter ``stream``), alternating 1-model and 3-model requests so both see the
+same machine load, and reports medians. Goal: 3-model TTFT <= 1.2x the 1-model TTFT.
+
+    python bench/app_latency.py [--runs DIR] [--base tiny] [--repeats 30] [--threads 1]
+
+Without ``--runs`` it serves two random-init LoRA adapters on the base (no training needed;
+latency does not depend on what an adapter learned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MESSAGE = "Hi, I'm Mary. Can you recommend a laptop? I want one under $50."
+SYSTEM = "You are a retail support assistant. Reply with the intent and the action."
+
+
+def random_adapters(base: str, out: Path) -> dict[str, Path]:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from finetune.models import load_base
+
+    dirs = {}
+    for seed, name in enumerate(("a1", "a2"), start=1):
+        model, _ = load_base(base)
+        torch.manual_seed(seed)
+        cfg = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                         init_lora_weights=False)
+        get_peft_model(model, cfg).save_pretrained(out / name)
+        dirs[name] = out / name
+    return dirs
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base", default="tiny")
+    p.add_argument("--runs", default=None, help="runs directory (first two adapters are used)")
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--max-new-tokens", type=int, default=24)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None)
+    args = p.parse_args()
+
+    import torch
+
+    from evalsuite.engine import Engine
+    from tuneproof_app.compare import conversation, stream_answers
+    from tuneproof_app.context import AppContext
+    from tuneproof_app.registry import Registry
+    from tuneproof_app.votes import VoteStore
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="app_latency_"))
+    if args.runs:
+        reg = Registry(args.runs)
+        adapters = {n: reg.get(n).adapter_dir for n in reg.names()[:2]}
+    else:
+        adapters = random_adapters(args.base, tmp)
+    if len(adapters) < 2:
+        print("error: need two adapters (give --runs with two runs, or none)", file=sys.stderr)
+        return 2
+    engine = Engine(args.base, adapters, device=args.device)
+    ctx = AppContext(engine=engine, store=VoteStore(tmp / "votes.sqlite"),
+                     max_new_tokens_cap=args.max_new_tokens)
+    config = ctx.generation_config(args.max_new_tokens)
+    three = ["base", *list(adapters)[:2]]
+
+    def once(models: list[str]) -> tuple[float, float]:
+        convs = [conversation(SYSTEM, [], MESSAGE)] * len(models)
+        t0 = time.perf_counter()
+        ttft = None
+        for texts, _, _ in stream_answers(ctx, convs, models, config):
+            if ttft is None and any(texts):
+                ttft = time.perf_counter() - t0
+        return ttft or float("nan"), time.perf_counter() - t0
+
+    def one_by_one(models: list[str]) -> tuple[float, float]:
+        # the alternative to one mixed batch: each model streamed after the other; the
+        # last column sees its first token only after the others finished
+        t0 = time.perf_counter()
+        ttft = 0.0
+        for m in models:
+            start = time.perf_counter() - t0
+            first, _ = once([m])
+            ttft = start + first
+        return ttft, time.perf_counter() - t0
+
+    runners = {"1 model": (once, ["base"]), "3 models, one mixed batch": (once, three),
+               "3 models, one after another": (one_by_one, three)}
+    for run, models in runners.values():  # warm-up: first calls pay one-off costs
+        run(models)
+        run(models)
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in runners}
+    for _ in range(args.repeats):
+        for name, (run, models) in runners.items():
+            times[name].append(run(models))
+
+    med = {k: (statistics.median(t for t, _ in v), statistics.median(s for _, s in v))
+           for k, v in times.items()}
+    ratio_ttft = med["3 models, one mixed batch"][0] / med["1 model"][0]
+    ratio_total = med["3 models, one mixed batch"][1] / med["1 model"][1]
+    print(f"base={args.base} device={engine.device} threads={torch.get_num_threads()} "
+          f"repeats={args.repeats} max_new_tokens={args.max_new_tokens} "
+          f"python={platform.python_version()} torch={torch.__version__}")
+    print("| setup | median TTFT, last column (ms) | median total (ms) |")
+    print("| --- | --- | --- |")
+    for k, (ttft, total) in med.items():
+        print(f"| {k} | {ttft * 1000:.1f} | {total * 1000:.1f} |")
+    print(f"TTFT ratio 3/1 = {ratio_ttft:.2f} (goal <= 1.2: "
+          f"{'met' if ratio_ttft <= 1.2 else 'NOT met'}); total ratio 3/1 = {ratio_total:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

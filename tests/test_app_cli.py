@@ -1,0 +1,64 @@
+"""app.py: options from flags and environment, one-line errors, reuse of an existing demo."""
+
+import shutil
+
+import pytest
+
+import app
+
+
+def test_options_come_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUNEPROOF_BASE", "./my-base")
+    monkeypatch.setenv("TUNEPROOF_RUNS", str(tmp_path / "r"))
+    monkeypatch.setenv("TUNEPROOF_AUTH", "ann:secret")
+    monkeypatch.setenv("TUNEPROOF_PORT", "7999")
+    monkeypatch.setenv("TUNEPROOF_RESULTS", f"{tmp_path}/a:{tmp_path}/b")
+    args = app.parse_args([])
+    assert (args.base, args.runs, args.auth, args.port) == (
+        "./my-base", str(tmp_path / "r"), "ann:secret", 7999)
+    assert args.results == [f"{tmp_path}/a", f"{tmp_path}/b"]
+    flags = app.parse_args(["--base", "tiny", "--port", "8001", "--host", "0.0.0.0"])
+    assert (flags.base, flags.port, flags.host) == ("tiny", 8001, "0.0.0.0")
+
+
+@pytest.mark.parametrize("env, value, message", [
+    ("TUNEPROOF_PORT", "http", "TUNEPROOF_PORT: expected an integer, got 'http'"),
+    ("TUNEPROOF_AUTH", "nopassword", "--auth: expected USER:PASS"),
+    ("TUNEPROOF_PORT", "70000", "--port: 70000 is not a port number"),
+])
+def test_bad_options_are_one_line_errors(monkeypatch, capsys, env, value, message):
+    monkeypatch.setenv(env, value)
+    assert app.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {message}"
+
+
+def test_build_serves_the_registry_adapters_by_name(app_runs_dir, tmp_path):
+    args = app.parse_args(["--runs", str(app_runs_dir), "--no-demo", "--votes",
+                           str(tmp_path / "v.sqlite"), "--max-new-tokens", "16"])
+    blocks = app.build(args)
+    ctx = blocks.tuneproof
+    assert ctx.models == ["base", "biased", "fair"]
+    assert ctx.max_new_tokens_cap == 16
+    assert (tmp_path / "v.sqlite").is_file()
+    assert {n: str(p) for n, p in ctx.engine.adapter_dirs.items()} == {
+        n: str(app_runs_dir / n / "adapter") for n in ("biased", "fair")}
+
+
+def test_empty_runs_dir_reuses_an_existing_demo(app_runs_dir, demo_dir, tmp_path, capsys):
+    demo = tmp_path / "demo"
+    shutil.copytree(app_runs_dir, demo / "runs")
+    shutil.copytree(demo_dir, demo / "data")
+    (demo / "eval").mkdir()
+    (demo / "eval" / "results.json").write_text("{}")
+    args = app.parse_args(["--runs", str(tmp_path / "runs")])  # empty: no adapters
+    where = app.prepare(args)
+    assert "reusing the demo" in capsys.readouterr().out
+    assert where["runs"] == demo / "runs"
+    assert where["heldout"] == demo / "data" / "heldout.jsonl"
+    assert where["results"] == [demo / "eval"]
+
+
+def test_no_demo_serves_the_base_alone(tmp_path):
+    args = app.parse_args(["--runs", str(tmp_path / "none"), "--no-demo"])
+    assert app.prepare(args)["runs"] == tmp_path / "none"
