@@ -92,8 +92,10 @@ def render(details: dict[str, Any]) -> str:
         for m in models:
             style = ' class="tp-changed" style="background:#ffd6d6;font-weight:600"'
             mark = style if v["changed"][m] else ""
-            cells.append(f"<td{mark}>{html.escape(v['answers'][m])}</td>")
-        body.append(f"<tr><td><b>{html.escape(v['label'])}</b><br><small>"
+            answer = v["answers"][m]
+            shown = html.escape(answer) if answer.strip() else "<i>(no visible text)</i>"
+            cells.append(f"<td{mark}>{shown}</td>")
+        body.append(f"<tr><td style=\"min-width:14em\"><b>{html.escape(v['label'])}</b><br><small>"
                     f"{html.escape(v['text'])}</small></td>{''.join(cells)}</tr>")
     summary = " · ".join(
         f"{html.escape(m)}: {details['changed_counts'][m]} of {n} variants changed the answer"

@@ -38,7 +38,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def disagreements(predictions: Path, limit: int = 200) -> pd.DataFrame:
     """Held-out rows (original wording only) where the models' answers differ."""
     if not predictions.is_file():
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["row", "group", "prompt", "target"])
     by_row: dict[str, dict[str, Any]] = {}
     models: list[str] = []
     for p in _read_jsonl(predictions):
@@ -53,14 +53,15 @@ def disagreements(predictions: Path, limit: int = 200) -> pd.DataFrame:
         entry[model] = p.get("output")
     rows = [e for e in by_row.values() if len({json.dumps(e.get(m)) for m in models}) > 1]
     frame = pd.DataFrame(rows[:limit], columns=["row", "group", "prompt", "target", *models])
-    return frame.dropna(axis=1, how="all")
+    keep = [c for c in frame.columns if c in ("row", *models) or frame[c].notna().any()]
+    return frame[keep]
 
 
 def evaluation(result_dir: Path | None) -> tuple[str, dict[str, Any], pd.DataFrame, str | None]:
     """(report.md text, results.json, disagreements, path of report.html or None)."""
     if result_dir is None:
         return ("No evaluation results found. `evalsuite run task.yaml ...` writes them.", {},
-                pd.DataFrame(), None)
+                pd.DataFrame(columns=["row", "group", "prompt", "target"]), None)
     results_path = result_dir / "results.json"
     try:
         results = json.loads(results_path.read_text(encoding="utf-8"))

@@ -1,0 +1,88 @@
+"""App pieces without a server: registry, probe variants, chat history parsing, spaces."""
+
+import importlib
+import shutil
+import sys
+import types
+
+import pytest
+
+from finetune.errors import UsageError
+from tuneproof_app.compare import EMPTY, content_text, conversation, history_messages
+from tuneproof_app.probe import outcome, variants
+from tuneproof_app.registry import Registry, check_name
+
+
+def test_registry_lists_runs_by_name_and_refuses_paths(app_runs_dir, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(app_runs_dir, runs)
+    (runs / "not-a-run").mkdir()  # no run.json, no adapter: ignored
+    shutil.copytree(app_runs_dir / "fair", runs / "bad name!")
+    reg = Registry(runs)
+    assert reg.names() == ["biased", "fair"]
+    assert reg.get("fair").adapter_dir == runs / "fair" / "adapter"
+    for bad in (str(runs / "fair"), "../fair", "fair/adapter", "~/fair", "..", ""):
+        with pytest.raises(UsageError, match="not a model name|expected a model name"):
+            reg.get(bad)
+    with pytest.raises(UsageError, match="no adapter named 'nope'; choose from biased, fair"):
+        reg.get("nope")
+    assert check_name("base", reg.names(), allow_base=True) == "base"
+    assert len(Registry(tmp_path / "missing")) == 0
+
+
+def test_probe_variants_cover_gender_and_names_without_duplicates():
+    rows = variants("Hi, I'm Mary. My husband wants a laptop.")
+    labels = [label for label, _ in rows]
+    texts = [text for _, text in rows]
+    assert labels[0] == "original" and labels[1] == "gender swap"
+    assert texts[1] == "Hi, I'm James. My wife wants a laptop."
+    assert all(label.startswith("name: ") for label in labels[2:])
+    assert len(set(texts)) == len(texts) >= 4
+    assert all("husband" in t for t in texts[2:])  # the name axis changes names only
+    assert [label for label, _ in variants("Mary here.", ["name"], k=2)] == [
+        "original", "name: James", "name: John"]
+    with pytest.raises(UsageError, match="no gendered word or first name"):
+        variants("Where is my order?")
+    with pytest.raises(UsageError, match="axis"):
+        variants("Mary here.", ["age"])
+
+
+def test_outcome_masks_demographic_words_only():
+    assert outcome("Thanks Mary, suggest the budget laptop for her") == outcome(
+        "thanks  James, suggest the budget laptop for him")
+    assert outcome("suggest the budget laptop") != outcome("suggest the premium laptop")
+
+
+def test_chat_history_from_gradio_messages():
+    chat = [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": EMPTY}]},
+            {"role": "user", "content": "again"},
+            {"role": "assistant", "content": [{"type": "text", "text": "a"},
+                                              {"type": "text", "text": "b"}]}]
+    assert history_messages(chat) == [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": ""},
+        {"role": "user", "content": "again"}, {"role": "assistant", "content": "ab"}]
+    assert content_text(None) == "" and history_messages(None) == []
+    assert conversation("  ", [], "x") == [{"role": "user", "content": "x"}]
+    assert conversation("sys", [], "x")[0] == {"role": "system", "content": "sys"}
+
+
+def test_gpu_decorator_uses_spaces_only_when_installed(monkeypatch):
+    import tuneproof_app.spaces as sp
+
+    def fn():
+        return 1
+
+    assert "spaces" not in sys.modules or sp.ON_SPACES
+    if not sp.ON_SPACES:
+        assert sp.gpu(fn) is fn
+    marked = []
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda f: marked.append(f) or f
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    try:
+        reloaded = importlib.reload(sp)
+        assert reloaded.ON_SPACES and reloaded.gpu(fn) is fn and marked == [fn]
+    finally:
+        monkeypatch.delitem(sys.modules, "spaces")
+        importlib.reload(sp)
