@@ -10,8 +10,8 @@ Parquet and hub ids go through ``datasets``.
 from __future__ import annotations
 
 import json
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,6 +303,44 @@ def encode(
     }
 
 
+RenderFn = Callable[[list[list[dict[str, str]]], bool], list[str]]
+
+
+def _batch_renderer(tokenizer: Any, sample: list[list[dict[str, str]]]) -> RenderFn:
+    """A function rendering many conversations with the tokenizer's chat template.
+
+    ``apply_chat_template`` spends most of its time normalising each message; rendering the
+    compiled template directly is ~2.5x faster. That uses transformers' template compiler, so
+    it is checked against ``apply_chat_template`` on a few conversations (with and without
+    the generation prompt) and abandoned on any difference or error.
+    """
+
+    def slow(convs: list[list[dict[str, str]]], generation: bool) -> list[str]:
+        return tokenizer.apply_chat_template(
+            convs, tokenize=False, add_generation_prompt=generation)
+
+    try:
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+
+        template = _compile_jinja_template(tokenizer.get_chat_template())
+        extra = dict(tokenizer.special_tokens_map)
+
+        def fast(convs: list[list[dict[str, str]]], generation: bool) -> list[str]:
+            return [
+                template.render(messages=c, tools=None, documents=None,
+                                add_generation_prompt=generation, **extra)
+                for c in convs
+            ]
+
+        probe = sample[:3] + [c[:-1] for c in sample[:3] if len(c) > 1]
+        for generation in (False, True):
+            if fast(probe, generation) != slow(probe, generation):
+                return slow
+    except Exception:  # any surprise in the private path: use the public one
+        return slow
+    return fast
+
+
 def encode_batch(
     tokenizer: Any, conversations: list[list[dict[str, str]]], max_seq_len: int | None = None
 ) -> list[dict[str, int]]:
@@ -319,7 +357,8 @@ def encode_batch(
     """
     if not conversations:
         return []
-    texts = tokenizer.apply_chat_template(conversations, tokenize=False)
+    render = _batch_renderer(tokenizer, conversations)
+    texts = render(conversations, False)
     # Every assistant turn needs the rendered text up to it (with the generation prompt) and
     # including it; the latter is the full text when the turn is the last message.
     starts_req: list[list[dict[str, str]]] = []
@@ -337,28 +376,31 @@ def encode_batch(
                 end_ref = len(ends_req) - 1
             turns.append((len(starts_req) - 1, end_ref))
         plan.append(turns)
-    start_texts = (
-        tokenizer.apply_chat_template(starts_req, tokenize=False, add_generation_prompt=True)
-        if starts_req else []
-    )
-    end_texts = tokenizer.apply_chat_template(ends_req, tokenize=False) if ends_req else []
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    start_texts = render(starts_req, True) if starts_req else []
+    end_texts = render(ends_req, False) if ends_req else []
+    if getattr(tokenizer, "is_fast", False):
+        # The Rust tokenizer directly: BatchEncoding's conversion to Python lists costs a
+        # third of the time and we only need the offsets.
+        batch = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+        all_offsets = [enc.offsets for enc in batch]
+    else:
+        all_offsets = tokenizer(
+            texts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     out = []
-    for text, turns, offsets in zip(texts, plan, enc["offset_mapping"], strict=True):
-        spans = [
-            (len(start_texts[s]), len(text) if e is None else len(end_texts[e])) for s, e in turns
-        ]
-        keep = len(offsets) if max_seq_len is None else min(max_seq_len, len(offsets))
-        firsts = [a for a, _ in offsets]
-        lasts = [b for _, b in offsets]
+    for text, turns, offsets in zip(texts, plan, all_offsets, strict=True):
+        n = len(offsets)
+        keep = n if max_seq_len is None else min(max_seq_len, n)
         n_trainable = 0
-        n_prompt = len(offsets)
-        for s, e in spans:
-            # Offsets are sorted: the tokens inside [s, e) are one contiguous run.
-            lo, hi = bisect_left(firsts, s), bisect_right(lasts, e)
-            inside = [t for t in range(lo, hi) if lasts[t] > firsts[t]]
-            n_trainable += sum(1 for t in inside if t < keep)
-            if inside:
-                n_prompt = min(n_prompt, inside[0])
-        out.append({"length": len(offsets), "n_trainable": n_trainable, "n_prompt": n_prompt})
+        n_prompt = n
+        for s, e in turns:
+            start, end = len(start_texts[s]), len(text) if e is None else len(end_texts[e])
+            # Token starts are sorted: the tokens inside [start, end) are one run from here.
+            t = bisect_left(offsets, (start, -1))
+            while t < n and offsets[t][0] < end:
+                a, b = offsets[t]
+                if a < b <= end:
+                    n_prompt = min(n_prompt, t)
+                    n_trainable += t < keep
+                t += 1
+        out.append({"length": n, "n_trainable": n_trainable, "n_prompt": n_prompt})
     return out

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,6 +102,8 @@ class ValidationReport:
     preflight: dict[str, Any] | None
     findings: list[Finding]
     settings: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage: read, tokens, duplicates, leakage, pii, audit."""
     n_errors: int = 0
     n_warnings: int = 0
 
@@ -485,22 +488,35 @@ def validate(
     thresholds = thresholds or AuditThresholds()
     outcome_rule = OutcomeRule(outcome_pattern)  # validates the regex before any work
     path = str(data)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(timings.get(stage, 0.0) + now - clock, 4)
+        clock = now
+
     rows, row_errors, n_rows = _read(data, progress, "reading")
     findings: list[Finding] = []
+    lap("read")
 
     if tokenizer is None and base is not None:
         from finetune.models import load_tokenizer
 
         tokenizer = load_tokenizer(base)
+        lap("load_tokenizer")
     tokens = None
     if tokenizer is not None and rows:
         tokens, token_findings, token_errors = _token_stats(
             rows, tokenizer, max_seq_len, progress, path)
         findings.extend(token_findings)
         row_errors.extend(token_errors)
+        lap("tokens")
 
     duplicates, dup_findings = _duplicates(rows, near_dup_threshold, path)
     findings.extend(dup_findings)
+    lap("duplicates")
 
     leakage = None
     if heldout is not None:
@@ -514,9 +530,11 @@ def validate(
             rows, held, near_dup_threshold, path, str(heldout))
         findings.extend(leak_findings)
         row_errors.extend(leak_errors)
+        lap("leakage")
 
     pii, pii_findings = _pii(rows, path)
     findings.extend(pii_findings)
+    lap("pii")
 
     # Label field and bias audit.
     if group_field is not None and rows and not any(group_field in r.data for r in rows):
@@ -554,6 +572,7 @@ def validate(
                     "outcome_no_match", "warning",
                     f"--outcome-pattern {outcome_pattern!r} matches no answer", 1, []))
 
+    lap("audit")
     preflight = None
     if tokens is not None:
         preflight = {
@@ -600,6 +619,7 @@ def validate(
             "min_group_ratio": thresholds.min_group_ratio,
             "max_label_ratio": max_label_ratio,
         },
+        timings=timings,
     )
 
 
