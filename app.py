@@ -147,17 +147,22 @@ def build(args: argparse.Namespace) -> Any:
                       queue_size=args.queue_size)
 
 
+def serve(blocks: Any, args: argparse.Namespace, **launch_kwargs: Any) -> Any:
+    """Launch the built app with the options' host, port and optional login."""
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    return blocks.launch(server_name=args.host, server_port=args.port, auth=auth,
+                         show_error=True, css=_css(), **launch_kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, build and serve until interrupted; errors print as one line (exit 2/1)."""
     try:
         args = parse_args(argv)
-        demo = build(args)
+        blocks = build(args)
     except TuneproofError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    demo.launch(server_name=args.host, server_port=args.port, auth=auth, show_error=True,
-                css=_css())
+    serve(blocks, args)
     return 0
 
 

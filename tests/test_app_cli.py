@@ -62,3 +62,25 @@ def test_empty_runs_dir_reuses_an_existing_demo(app_runs_dir, demo_dir, tmp_path
 def test_no_demo_serves_the_base_alone(tmp_path):
     args = app.parse_args(["--runs", str(tmp_path / "none"), "--no-demo"])
     assert app.prepare(args)["runs"] == tmp_path / "none"
+
+
+def test_auth_option_requires_the_login(launch_app, monkeypatch):
+    import socket
+
+    from gradio_client import Client
+
+    _, blocks = launch_app()
+    blocks.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("TUNEPROOF_AUTH", "ann:s3cret")
+    args = app.parse_args(["--host", "127.0.0.1", "--port", str(port)])
+    _, url, _ = app.serve(blocks, args, prevent_thread_lock=True, quiet=True)
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - any refusal will do; the login is next
+            Client(url, verbose=False)
+        client = Client(url, auth=("ann", "s3cret"), verbose=False)
+        assert client.predict("Mary here.", api_name="/swap_demographics") == "James here."
+    finally:
+        blocks.close()
