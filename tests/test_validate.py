@@ -221,3 +221,29 @@ def test_association_and_audit_thresholds() -> None:
     assert loose["association_flagged"]
     skewed = audit(["a"] * 90 + ["b"] * 10, None)
     assert skewed["representation_flagged"] and skewed["outcome_rates"] is None
+
+
+def test_csv_parquet_and_json_array_inputs(tmp_path: Path, demo_dir: Path) -> None:
+    import pandas as pd
+
+    rows = [json.loads(x) for x in (demo_dir / "train.jsonl").read_text().splitlines()[:40]]
+    pd.DataFrame(rows).to_parquet(tmp_path / "d.parquet")
+    (tmp_path / "d.json").write_text(json.dumps(rows))
+    pd.DataFrame([_pc(f"question {i}", f"answer {i}") for i in range(30)]).to_csv(
+        tmp_path / "d.csv", index=False)
+    for name, fmt, n in (("d.parquet", "chat", 40), ("d.json", "chat", 40),
+                         ("d.csv", "prompt_completion", 30)):
+        report = validate(tmp_path / name, base=None)
+        assert report.n_rows == report.n_valid == n, name
+        assert report.formats == {fmt: n} and report.n_errors == 0
+
+
+def test_all_rows_invalid_still_reports(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": 1, "completion": "x"}\nnot json\n')
+    report = validate(path, base="tiny")
+    assert report.n_rows == 2 and report.n_valid == 0 and report.n_errors == 2
+    assert [e["line"] for e in report.row_errors] == [1, 2]
+    assert report.bias is None and report.tokens is None
+    render_text(report)
+    json.dumps(report.to_dict())

@@ -37,6 +37,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,11 @@ class _Parsed:
     messages: list[dict[str, str]]
     fmt: str
 
-    @property
+    @cached_property
     def prompt_messages(self) -> list[dict[str, str]]:
         return split_prompt(self.messages)[0]
 
-    @property
+    @cached_property
     def answer(self) -> str:
         return split_prompt(self.messages)[1]
 
@@ -272,9 +273,9 @@ def _token_stats(
 
 
 def _duplicates(rows: list[_Parsed], threshold: float, path: str) -> tuple[dict, list[Finding]]:
-    full_keys = [dedup.text_key(_prompt_text(r, system=True) + "\n=>" + r.answer) for r in rows]
     prompt_keys = [dedup.text_key(_prompt_text(r, system=True)) for r in rows]
     answer_keys = [dedup.text_key(r.answer) for r in rows]
+    full_keys = [p + a for p, a in zip(prompt_keys, answer_keys, strict=True)]
     exact = dedup.groups_of(full_keys)
     conflict = dedup.conflicts(prompt_keys, answer_keys)
     # Near duplicates among distinct texts; the system prompt is left out because a shared
@@ -607,7 +608,8 @@ def validate(
         preflight=preflight,
         findings=findings,
         settings={
-            "base": base if tokenizer is None or base else None,
+            "base": base,
+            "tokenizer": getattr(tokenizer, "name_or_path", None) if tokenizer else None,
             "max_seq_len": tokens["max_seq_len"] if tokens else max_seq_len,
             "group_field": group_field,
             "outcome_pattern": outcome_pattern,
