@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.stats import binomtest
 
 from tuneproof_app.votes import Vote
@@ -81,6 +80,54 @@ def elo(votes: Sequence[Vote], k: float = 32.0, models: Sequence[str] = ()) -> d
     return ratings
 
 
+def _arrays(votes: Sequence[Vote], names: list[str]) -> tuple[np.ndarray, ...]:
+    index = {m: i for i, m in enumerate(names)}
+    left = np.array([index[v.model_left] for v in votes], dtype=int)
+    right = np.array([index[v.model_right] for v in votes], dtype=int)
+    score = np.array([score_left(v.verdict) for v in votes], dtype=float)
+    return left, right, score
+
+
+def _nll(theta: np.ndarray, left: np.ndarray, right: np.ndarray, s: np.ndarray,
+         w: np.ndarray, ridge: float) -> float:
+    d = theta[left] - theta[right]
+    # -[s log sigma(d) + (1-s) log sigma(-d)], written stably
+    loss = w * (np.logaddexp(0.0, -d) * s + np.logaddexp(0.0, d) * (1.0 - s))
+    return float(loss.sum() + ridge * theta @ theta)
+
+
+def _fit(left: np.ndarray, right: np.ndarray, s: np.ndarray, w: np.ndarray, n: int,
+         ridge: float) -> np.ndarray:
+    """Damped Newton on the (convex) penalised negative log-likelihood; mean-zero result."""
+    theta = np.zeros(n)
+    value = _nll(theta, left, right, s, w, ridge)
+    for _ in range(100):
+        d = theta[left] - theta[right]
+        p = 1.0 / (1.0 + np.exp(-d))
+        g = w * (p - s)
+        grad = np.bincount(left, g, n) - np.bincount(right, g, n) + 2.0 * ridge * theta
+        h = w * p * (1.0 - p)
+        hess = 2.0 * ridge * np.eye(n)
+        np.add.at(hess, (left, left), h)
+        np.add.at(hess, (right, right), h)
+        np.add.at(hess, (left, right), -h)
+        np.add.at(hess, (right, left), -h)
+        # pinv: without a prior the likelihood is flat along "add c to everyone"
+        step = np.linalg.pinv(hess) @ grad
+        t = 1.0
+        while t > 1e-6:
+            candidate = theta - t * step
+            new_value = _nll(candidate, left, right, s, w, ridge)
+            if new_value <= value + 1e-12:
+                break
+            t /= 2.0
+        theta, done = candidate, abs(value - new_value) < 1e-10
+        value = new_value
+        if done or float(np.abs(t * step).max()) < 1e-9:
+            break
+    return theta - theta.mean()
+
+
 def bradley_terry(
     votes: Sequence[Vote], models: Sequence[str] = (), ridge: float = RIDGE
 ) -> dict[str, float]:
@@ -95,44 +142,29 @@ def bradley_terry(
     names = sorted(set(models) | {m for v in votes for m in (v.model_left, v.model_right)})
     if not names:
         return {}
-    index = {m: i for i, m in enumerate(names)}
-    left = np.array([index[v.model_left] for v in votes], dtype=int)
-    right = np.array([index[v.model_right] for v in votes], dtype=int)
-    s = np.array([score_left(v.verdict) for v in votes], dtype=float)
-
-    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        d = theta[left] - theta[right]
-        # -[s log sigma(d) + (1-s) log sigma(-d)], written stably
-        loss = np.logaddexp(0.0, -d) * s + np.logaddexp(0.0, d) * (1.0 - s)
-        g = 1.0 / (1.0 + np.exp(-d)) - s
-        grad = np.bincount(left, g, len(names)) - np.bincount(right, g, len(names))
-        return float(loss.sum() + ridge * theta @ theta), grad + 2.0 * ridge * theta
-
-    theta = minimize(nll, np.zeros(len(names)), jac=True, method="L-BFGS-B").x
-    theta -= theta.mean()
-    return {m: BASE_RATING + SCALE * float(theta[index[m]]) for m in names}
+    left, right, s = _arrays(votes, names)
+    theta = _fit(left, right, s, np.ones(len(s)), len(names), ridge)
+    return {m: BASE_RATING + SCALE * float(theta[i]) for i, m in enumerate(names)}
 
 
 def bootstrap_bt(
     votes: Sequence[Vote], models: Sequence[str] = (), n_boot: int = 200, seed: int = 0,
-    level: float = 0.95,
+    level: float = 0.95, ridge: float = RIDGE,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap CIs of the Bradley-Terry ratings (votes resampled with replacement)."""
     names = sorted(set(models) | {m for v in votes for m in (v.model_left, v.model_right)})
     if not votes:
         return {m: (math.nan, math.nan) for m in names}
+    left, right, s = _arrays(votes, names)
     rng = np.random.default_rng(seed)
-    draws = {m: [] for m in names}
-    for _ in range(n_boot):
-        sample = [votes[i] for i in rng.integers(0, len(votes), len(votes))]
-        ratings = bradley_terry(sample, names)
-        for m in names:
-            draws[m].append(ratings[m])
+    draws = np.empty((n_boot, len(names)))
+    for b in range(n_boot):
+        # a resample with replacement is a vector of multiplicities over the votes
+        weights = np.bincount(rng.integers(0, len(s), len(s)), minlength=len(s)).astype(float)
+        draws[b] = BASE_RATING + SCALE * _fit(left, right, s, weights, len(names), ridge)
     tail = (1.0 - level) / 2.0 * 100.0
-    return {
-        m: (float(np.percentile(d, tail)), float(np.percentile(d, 100.0 - tail)))
-        for m, d in draws.items()
-    }
+    low, high = np.percentile(draws, tail, axis=0), np.percentile(draws, 100.0 - tail, axis=0)
+    return {m: (float(low[i]), float(high[i])) for i, m in enumerate(names)}
 
 
 def leaderboard(
