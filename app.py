@@ -89,7 +89,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     results = [Path(r) for r in args.results]
     heldout = Path(args.heldout) if args.heldout else None
     if not len(Registry(runs)) and not args.no_demo:
-        demo = _demo(demo_dir)
+        demo = _demo(demo_dir, args.base)
         runs = demo["runs"]
         results = results or [demo["results"]]
         heldout = heldout or demo["heldout"]
@@ -100,28 +100,23 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     return {"runs": runs, "results": results, "heldout": heldout}
 
 
-def _demo(demo_dir: Path) -> dict[str, Path]:
+def _demo(demo_dir: Path, base: str = "tiny") -> dict[str, Path | None]:
     """The demo's runs, results and held-out data, built first when missing."""
     from tuneproof_app.registry import Registry
 
-    runs = demo_dir / "runs"
-    if len(Registry(runs)):
+    runs, results = demo_dir / "runs", demo_dir / "eval"
+    heldout = demo_dir / "data" / "heldout.jsonl"
+    if len(Registry(runs)) and (results / "results.json").is_file():
         print(f"app: reusing the demo in {demo_dir}", flush=True)
-        paths: dict[str, Any] = {}
     else:
         from evalsuite.demo_pipeline import build_demo
 
-        print(f"app: no adapters yet; building the demo in {demo_dir} (a few minutes on CPU)",
-              flush=True)
-        paths = build_demo(demo_dir, seed=0, progress=lambda msg: print(f"demo: {msg}",
-                                                                         flush=True))
-    found = {k: Path(v) for k, v in (paths or {}).items() if isinstance(v, str | Path)}
-    return {
-        "runs": found.get("runs", runs),
-        "results": found.get("eval", found.get("out", demo_dir / "eval")),
-        "heldout": next((p for p in (found.get("heldout"), found.get("data", demo_dir / "data")
-                                     / "heldout.jsonl") if p is not None and p.is_file()), None),
-    }
+        print(f"app: no adapters yet; building the demo in {demo_dir} "
+              "(data, audit, biased and fair adapters, evaluation; minutes on a CPU)", flush=True)
+        paths = build_demo(demo_dir, seed=0, base=base, progress=lambda fraction, message:
+                           print(f"demo [{fraction:4.0%}] {message}", flush=True))
+        runs, results, heldout = paths["runs"], paths["eval"], paths["heldout"]
+    return {"runs": runs, "results": results, "heldout": heldout if heldout.is_file() else None}
 
 
 def build(args: argparse.Namespace) -> Any:

@@ -177,6 +177,7 @@ def test_swap_demographics_and_reports(launch_app, tmp_path):
     note, md, dis, results = client.predict("eval", api_name="/report")
     assert md.startswith("# Report of the test") and results == {"models": {"base": {}}}
     assert [r[0] for r in dis["data"]] == ["0"]  # only row 0 has answers that differ
-    assert client.predict("fair", api_name="/data_report") == {"n_rows": 10, "n_errors": 0}
+    md, report = client.predict("fair", api_name="/data_report")
+    assert report == {"n_rows": 10, "n_errors": 0} and md.startswith("**10 rows**")
     runs = client.predict(api_name="/runs")
     assert [r[0] for r in runs["data"]] == ["biased", "fair"]

@@ -83,6 +83,24 @@ def data_report(registry: Registry, name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def data_report_markdown(report: dict[str, Any]) -> str:
+    """The headline of a validation report: counts, then each finding on one line."""
+    if not report:
+        return "No data report."
+    lines = [f"**{report.get('n_rows', '?')} rows** · {report.get('n_valid', '?')} valid · "
+             f"{report.get('n_errors', 0)} errors · {report.get('n_warnings', 0)} warnings"]
+    for f in report.get("findings") or []:
+        if isinstance(f, dict):
+            lines.append(f"- **{f.get('severity')}** `{f.get('check')}`: {f.get('message')}")
+        else:
+            lines.append(f"- {f}")
+    bias = report.get("bias") or {}
+    if bias.get("flagged"):
+        reasons = "; ".join(map(str, bias.get("reasons") or []))
+        lines.append(f"\n**Demographic skew flagged**: {reasons}")
+    return "\n".join(lines)
+
+
 def curves(registry: Registry) -> pd.DataFrame:
     """Training curves of every run, long format: run, step, metric, value, series."""
     rows = []

@@ -203,7 +203,10 @@ def _reports_tab(ctx: AppContext) -> None:
                 elem_id="reports-curves")
     data_pick = gr.Dropdown(run_names, value=run_names[0] if run_names else None,
                             label="Data validation report of run")
-    data_json = gr.JSON(reports.data_report(registry, run_names[0]) if run_names else {})
+    first = reports.data_report(registry, run_names[0]) if run_names else {}
+    data_md = gr.Markdown(reports.data_report_markdown(first), elem_id="reports-data")
+    with gr.Accordion("data_report.json", open=False):
+        data_json = gr.JSON(first)
 
     def on_pick(name: str) -> tuple[Any, ...]:
         if name not in found:
@@ -213,7 +216,10 @@ def _reports_tab(ctx: AppContext) -> None:
 
     pick.change(friendly(on_pick), pick, [page_note, report_md, dis_df, results_json],
                 api_name="report")
-    data_pick.change(friendly(lambda n: reports.data_report(registry, n)), data_pick, data_json,
-                     api_name="data_report")
+    def on_data(name: str) -> tuple[str, dict[str, Any]]:
+        report = reports.data_report(registry, name)
+        return reports.data_report_markdown(report), report
+
+    data_pick.change(friendly(on_data), data_pick, [data_md, data_json], api_name="data_report")
     gr.Button("Reload run table").click(
         friendly(lambda: reports.run_summary(registry)), None, runs_df, api_name="runs")

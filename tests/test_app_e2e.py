@@ -1,0 +1,79 @@
+"""`python app.py` on a fresh machine: builds the demo with visible progress, then serves it;
+a second start reuses the demo."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(cwd, home, port, log):
+    env = {**os.environ, "TUNEPROOF_HOME": str(home), "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "TUNEPROOF_PORT": str(port)}
+    env.pop("TUNEPROOF_RUNS", None)
+    return subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1"],
+                            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_serving(proc, url, log_path, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            tail = log_path.read_text()[-3000:]
+            raise AssertionError(f"app.py exited {proc.returncode}:\n{tail}")
+        try:
+            return Client(url, verbose=False)
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(2)
+    raise AssertionError(f"app.py not serving after {timeout}s:\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.mark.slow
+def test_fresh_start_builds_the_demo_then_serves_and_reuses_it(tmp_path, tuneproof_home):
+    log_path = tmp_path / "app.log"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with log_path.open("w") as log:
+        proc = _start(tmp_path, tuneproof_home, port, log)
+        try:
+            client = _wait_serving(proc, url, log_path, timeout=1500)
+            out = client.predict("Hi, I'm Mary. Can you recommend a laptop? I want one under $50.",
+                                 "You are a retail support assistant. Reply with the intent and "
+                                 "the action.", ["base", "biased", "fair"], 0.0, 1.0, 0, 24,
+                                 [], [], [], [], api_name="/compare")
+            answers = out[-1]["answers"]
+            assert set(answers) == {"base", "biased", "fair"}
+            assert answers["fair"].startswith("intent: recommend")  # it learned the task
+            assert answers["biased"].startswith("intent: recommend")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    text = log_path.read_text()
+    assert "building the demo" in text and "demo [100%] demo ready" in text
+    assert (tmp_path / "demo" / "eval" / "results.json").is_file()
+    assert (tmp_path / "demo" / "runs" / "fair" / "adapter" / "adapter_config.json").is_file()
+
+    second = tmp_path / "second.log"
+    with second.open("w") as log:
+        proc = _start(tmp_path, tuneproof_home, port, log)
+        try:
+            client = _wait_serving(proc, url, second, timeout=300)
+            note, md, *_ = client.predict("eval", api_name="/report")
+            assert md.strip() and "No evaluation results" not in md
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    assert "reusing the demo" in second.read_text()
