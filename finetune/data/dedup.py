@@ -98,30 +98,33 @@ def shingle_hashes(texts: Sequence[str], k: int = SHINGLE) -> tuple[np.ndarray, 
 
 
 def signatures(
-    texts: Sequence[str], num_perm: int = NUM_PERM, seed: int = SEED, chunk: int = 1 << 14
+    texts: Sequence[str], num_perm: int = NUM_PERM, seed: int = SEED, chunk: int = 1 << 14,
+    rows_per_block: int = 2048,
 ) -> np.ndarray:
     """MinHash signatures of every text, shape ``(len(texts), num_perm)``, dtype uint32.
 
     Equal to ``datasketch.MinHash(num_perm, seed, hashfunc=identity).update_batch`` fed with
-    :func:`shingle_hashes`.
+    :func:`shingle_hashes`. Texts are hashed in blocks of ``rows_per_block`` and permuted in
+    chunks of about ``chunk`` shingles, so the working set stays in cache and the cost stays
+    linear in the number of rows.
     """
-    if not texts:
-        return np.zeros((0, num_perm), dtype=np.uint32)
-    hashes, counts = shingle_hashes(texts)
-    mixed = _fmix32(hashes)
-    a, b = _permutations(num_perm, seed)
-    ends = np.cumsum(counts)
-    starts = ends - counts
     out = np.empty((len(texts), num_perm), dtype=np.uint32)
-    row = 0
-    while row < len(texts):
-        # Rows whose shingles fit into one chunk (always at least one row).
-        stop = max(row + 1, int(np.searchsorted(ends, starts[row] + chunk, side="right")))
-        w0, w1 = starts[row], ends[stop - 1]
-        # (perm, window) layout: reduceat along the contiguous axis is ~20x faster.
-        phv = a[:, None] * mixed[None, w0:w1] + b[:, None]
-        out[row:stop] = np.minimum.reduceat(phv, starts[row:stop] - w0, axis=1).T
-        row = stop
+    a, b = _permutations(num_perm, seed)
+    for first in range(0, len(texts), rows_per_block):
+        hashes, counts = shingle_hashes(texts[first : first + rows_per_block])
+        mixed = _fmix32(hashes)
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        row = 0
+        while row < len(counts):
+            # Rows whose shingles fit into one chunk (always at least one row).
+            stop = max(row + 1, int(np.searchsorted(ends, starts[row] + chunk, side="right")))
+            w0, w1 = starts[row], ends[stop - 1]
+            # (perm, window) layout: reduceat along the contiguous axis is ~20x faster.
+            phv = a[:, None] * mixed[None, w0:w1] + b[:, None]
+            out[first + row : first + stop] = np.minimum.reduceat(
+                phv, starts[row:stop] - w0, axis=1).T
+            row = stop
     return out
 
 

@@ -729,6 +729,9 @@ def render_text(report: ValidationReport) -> str:
                                             else "")]
     for title, headers, rows in _sections(report):
         lines += ["", title, *_table(headers, rows)]
+    if report.bias and not report.bias["outcome_source"]:
+        lines += ["(no outcome audited: pass --outcome-pattern REGEX, e.g. a word of the answer "
+                  "such as premium, or --label-field FIELD)"]
     lines += ["", "Findings" if report.findings else "Findings: none"]
     for f in report.findings:
         lines.append(f"  {f.severity.upper():7} {f.check}: {f.message}")
