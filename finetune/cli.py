@@ -55,7 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``finetune`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `key=value` overrides may come after options (train/sweep): argparse leaves them over.
+    if extra and isinstance(getattr(args, "overrides", None), list) and all(
+        "=" in x and not x.startswith("-") for x in extra
+    ):
+        args.overrides += extra
+    elif extra:
+        parser.error("unrecognized arguments: " + " ".join(extra))
     try:
         return int(args._run(args) or 0)
     except TuneproofError as err:

@@ -1,0 +1,379 @@
+"""The training config: a typed, validated model loaded from YAML plus ``key=value`` overrides.
+
+``finetune train CONFIG.yaml optim.lr=1e-3 name=fair`` reads the YAML, applies the overrides
+(dotted keys reach into sections), and validates everything at once. Unknown keys and wrong
+types become one line naming the file (and line) and the key. Paths inside the YAML are
+relative to the YAML's folder; paths given as overrides are relative to the current folder.
+Each field's docstring is its help text (``finetune train --help`` lists them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from finetune.errors import InputError, UsageError, where
+
+_PATH_FIELDS = ("train_data", "heldout_data", "base")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=False)
+
+
+class LoraSection(_Section):
+    """LoRA adapter settings (ignored by ``method: full``)."""
+
+    r: int = Field(16, gt=0)
+    """LoRA rank."""
+    alpha: float = Field(32.0, gt=0)
+    """LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA)."""
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    """Dropout on the LoRA input."""
+    target_modules: str | list[str] = "all-linear"
+    """Modules to adapt: ``all-linear`` (every linear layer but the output head) or a list."""
+    use_dora: bool = False
+    """Weight-decomposed LoRA (DoRA)."""
+    use_rslora: bool = False
+    """Rank-stabilised LoRA scaling (alpha / sqrt(r))."""
+
+
+class OptimSection(_Section):
+    """Optimiser and schedule."""
+
+    lr: float = Field(2e-4, gt=0)
+    """Peak learning rate (AdamW)."""
+    epochs: float = Field(3.0, gt=0)
+    """Training epochs (may be fractional)."""
+    max_steps: int = -1
+    """Stop after this many optimiser steps; -1 trains for ``epochs``."""
+    batch_size: int = Field(8, gt=0)
+    """Rows per device per step."""
+    grad_accum: int = Field(1, gt=0)
+    """Gradient accumulation steps."""
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    """Share of the steps spent warming the learning rate up."""
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    """Learning-rate schedule."""
+    weight_decay: float = Field(0.0, ge=0.0)
+    """AdamW weight decay."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Gradient clipping norm."""
+
+
+class EvalSection(_Section):
+    """Held-out evaluation, early stopping and checkpoints."""
+
+    every_steps: int = Field(50, gt=0)
+    """Held-out loss (and a checkpoint) every N optimiser steps."""
+    batch_size: int | None = Field(None, gt=0)
+    """Rows per eval batch; default ``optim.batch_size``."""
+    patience: int = Field(0, ge=0)
+    """Stop after this many evals without improvement; 0 never stops early."""
+    threshold: float = Field(0.0, ge=0.0)
+    """Smallest drop in held-out loss that counts as an improvement."""
+
+
+class DataChecksSection(_Section):
+    """Options of the data validation that runs before training."""
+
+    group_field: str | None = None
+    """Metadata field holding the demographic group (default: inferred from the text)."""
+    outcome_pattern: str | None = None
+    """Regex over the answer whose rate per group the skew check compares."""
+
+
+class ParamSpec(_Section):
+    """One dimension of a sweep's search space."""
+
+    type: Literal["float", "int", "categorical"]
+    """``float``, ``int`` or ``categorical``."""
+    low: float | None = None
+    """Lower bound (float, int)."""
+    high: float | None = None
+    """Upper bound (float, int)."""
+    log: bool = False
+    """Sample on a log scale (float, int)."""
+    choices: list[Any] | None = None
+    """Values to choose from (categorical)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical needs a non-empty choices list")
+        elif self.low is None or self.high is None or self.low > self.high:
+            raise ValueError(f"{self.type} needs low <= high")
+        return self
+
+
+class SweepSection(_Section):
+    """The search space of ``finetune sweep``: dotted config keys to parameter specs."""
+
+    params: dict[str, ParamSpec]
+    """Dotted config key (``optim.lr``, ``lora.r``) -> ``{type, low, high, log, choices}``."""
+    direction: Literal["minimize"] = "minimize"
+    """The objective is the best held-out loss, minimised."""
+    pruner: Literal["median", "none"] = "median"
+    """Stop unpromising trials early on held-out loss (Optuna's median pruner)."""
+
+    @field_validator("params")
+    @classmethod
+    def _known_keys(cls, params: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        for key in params:
+            if key.startswith("sweep") or _field_at(TrainConfig, key.split(".")) is None:
+                raise ValueError(f"unknown config key {key!r} in search space")
+        return params
+
+
+class TrainConfig(_Section):
+    """Everything ``finetune train`` needs; validated on creation."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """Run name: the run is written to ``<runs>/<name>/``."""
+    base: str = "tiny"
+    """Base model: ``tiny``, a local model folder, or a hub id."""
+    train_data: str
+    """Training data: JSONL, CSV, Parquet or a hub dataset id."""
+    heldout_data: str | None = None
+    """Held-out data for eval loss; if absent, ``heldout_fraction`` of the train rows."""
+    heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    """Share of train rows held out when ``heldout_data`` is absent; 0 disables eval."""
+    format: Literal["auto", "chat", "prompt_completion", "instruction"] = "auto"
+    """Row format; ``auto`` detects it per row."""
+    max_seq_len: int = Field(1024, gt=0)
+    """Longest tokenised row; longer rows are truncated (validation warns)."""
+    method: Literal["lora", "qlora", "full"] = "lora"
+    """``lora``, ``qlora`` (4-bit base, CUDA only) or ``full`` (every weight; baseline)."""
+    lora: LoraSection = Field(default_factory=LoraSection)
+    """LoRA settings."""
+    optim: OptimSection = Field(default_factory=OptimSection)
+    """Optimiser settings."""
+    eval: EvalSection = Field(default_factory=EvalSection)
+    """Evaluation and early stopping."""
+    data_checks: DataChecksSection = Field(default_factory=DataChecksSection)
+    """Data validation options."""
+    seed: int = 0
+    """Seed for initialisation, shuffling and the held-out split."""
+    batching: Literal["padded", "length_grouped", "padding_free"] = "length_grouped"
+    """Batches: ``padded`` (random order), ``length_grouped`` (similar lengths together, little
+    padding) or ``padding_free`` (rows concatenated with position ids, no padding)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (less memory, ~30% slower)."""
+    dtype: str | None = None
+    """Weights dtype (``float32``, ``bfloat16``); default bf16 on CUDA, fp32 on CPU."""
+    device: str | None = None
+    """``cpu`` or ``cuda``; default CUDA when available (ignored under ``accelerate launch``)."""
+    logging_steps: int = Field(10, gt=0)
+    """Write a metrics.jsonl line every N optimiser steps."""
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
+    """Trackers to log to (``tensorboard``, ``wandb``); they must be installed."""
+    trust_remote_code: bool = False
+    """Run code shipped with a hub model."""
+    sweep: SweepSection | None = None
+    """Search space for ``finetune sweep`` (ignored by ``finetune train``)."""
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to_list(cls, value: Any) -> Any:
+        if value in (None, "none", ""):
+            return []
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("lora", mode="after")
+    @classmethod
+    def _lora_modules(cls, value: LoraSection) -> LoraSection:
+        if isinstance(value.target_modules, list) and not value.target_modules:
+            raise ValueError("target_modules: empty list")
+        return value
+
+    def to_yaml(self) -> str:
+        """The config as YAML, every default spelled out (the run's ``config.yaml``)."""
+        data = self.model_dump(mode="json")
+        if data.get("sweep") is None:
+            data.pop("sweep", None)
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+def _field_at(model: type[BaseModel], keys: list[str]) -> Any:
+    """The pydantic FieldInfo at a dotted path, or None when a key is unknown."""
+    info = None
+    for i, key in enumerate(keys):
+        if model is None or key not in model.model_fields:
+            return None
+        info = model.model_fields[key]
+        ann = info.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if i < len(keys) - 1 and model is None:
+            return None
+    return info
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``optim.lr=1e-3`` into ``(["optim", "lr"], 0.001)``; the value is read as YAML.
+
+    Raises:
+        UsageError: no ``=`` or an empty key.
+    """
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"{item}: expected key=value (e.g. optim.lr=1e-3)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):
+        value = _maybe_number(value)
+    return key.strip().split("."), value
+
+
+def _maybe_number(text: str) -> Any:
+    # YAML 1.1 reads "1e-3" as a string; users mean a number.
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        return text
+
+
+def _set(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise UsageError(where(origin, None, ".".join(keys), f"{key} is not a section"))
+        node = child
+    node[keys[-1]] = value
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Dotted key -> 1-based line of that key in the YAML text (for error messages)."""
+    lines: dict[str, int] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = f"{prefix}{k.value}"
+                lines[key] = k.start_mark.line + 1
+                walk(v, key + ".")
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                lines[f"{prefix[:-1]}.{i}"] = v.start_mark.line + 1
+                walk(v, f"{prefix[:-1]}.{i}.")
+
+    try:
+        walk(yaml.compose(text), "")
+    except yaml.YAMLError:
+        pass
+    return lines
+
+
+def _resolve_path(value: str, base_dir: Path, fallback: Path | None = None) -> str:
+    """Relative local paths become absolute; ``tiny`` and hub ids stay as they are."""
+    if value == "tiny" or Path(value).is_absolute():
+        return value
+    candidate = (base_dir / value).expanduser()
+    if candidate.exists():
+        return str(candidate.resolve())
+    if fallback is not None and (fallback / value).exists():
+        return str((fallback / value).resolve())
+    looks_like_hub = "/" in value and not value.startswith((".", "~")) and Path(value).suffix == ""
+    return value if looks_like_hub else str(candidate.resolve())
+
+
+def config_from_dict(
+    data: dict[str, Any],
+    origin: str = "<config>",
+    lines: dict[str, int] | None = None,
+    overridden: set[str] | None = None,
+) -> TrainConfig:
+    """Validate a dict into a :class:`TrainConfig`; errors become one :class:`UsageError` line."""
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "config"
+        problem = first["msg"]
+        if first["type"] == "extra_forbidden":
+            problem = "unknown key"
+        elif first["type"] == "missing":
+            problem = "required key is missing"
+        elif "input" in first and first["type"] not in ("value_error",):
+            problem = f"{problem} (got {first['input']!r})"
+        more = len(err.errors()) - 1
+        if more:
+            problem += f" (+{more} more)"
+        if key in (overridden or ()):
+            raise UsageError(where("command line", None, key, problem)) from None
+        raise UsageError(where(origin, (lines or {}).get(key), key, problem)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config, apply ``key=value`` overrides, validate.
+
+    Args:
+        path: the YAML file; relative paths in it are resolved against its folder.
+        overrides: ``key=value`` strings; dotted keys reach into sections (``optim.lr=1e-3``).
+
+    Returns:
+        The validated config with absolute data paths.
+
+    Raises:
+        InputError: the file is missing or not YAML.
+        UsageError: an unknown key or a wrong type, as one line naming file, line and key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(where(path, None, None, "no such config file"))
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = f"not valid YAML: {getattr(err, 'problem', err)}"
+        raise UsageError(where(path, line, None, problem)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError(where(path, None, None, "expected a mapping of config keys"))
+    yaml_dir = path.resolve().parent
+    for key in _PATH_FIELDS:
+        if isinstance(data.get(key), str):
+            data[key] = _resolve_path(data[key], yaml_dir)
+    overridden: set[str] = set()
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        if len(keys) == 1 and keys[0] in _PATH_FIELDS and isinstance(value, str):
+            value = _resolve_path(value, Path.cwd(), fallback=yaml_dir)
+        _set(data, keys, value, "command line")
+        overridden.add(".".join(keys))
+    return config_from_dict(data, str(path), _key_lines(text), overridden)
+
+
+def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """A copy of ``config`` with dotted-key overrides applied and validated again."""
+    data = config.model_dump(mode="json")
+    for key, value in overrides.items():
+        _set(data, key.split("."), value, "override")
+    return config_from_dict(data, "override")
+
+
+def describe_fields(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[str]:
+    """``key (default): help`` lines for every config field, sections flattened with dots."""
+    out = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.extend(describe_fields(ann, f"{prefix}{name}."))
+            continue
+        if name == "sweep" or prefix.startswith("sweep"):
+            continue
+        default = "required" if info.is_required() else info.get_default(call_default_factory=True)
+        help_text = " ".join((info.description or "").split())
+        out.append(f"  {prefix}{name} ({default}): {help_text}")
+    return out

@@ -1,0 +1,756 @@
+"""``finetune train CONFIG.yaml [key=value ...]``: the training recipe, top to bottom.
+
+1. Validate the data (``finetune.data.validate``); errors stop the run unless ``--force``.
+2. Tokenise with the chat template, loss on assistant tokens only; rows left with no
+   trainable token are reported and dropped.
+3. Load the base through ``finetune.models``, wrap it with LoRA / QLoRA (or train it fully).
+4. Train with Hugging Face ``Trainer``: held-out loss every N steps, early stopping, the best
+   checkpoint restored at the end, checkpoints for ``--resume``.
+5. Write the run directory: ``adapter/`` (or ``model/`` for ``method: full``), ``config.yaml``,
+   ``metrics.jsonl``, ``run.json`` (cost report), ``data_report.json``, ``README.md``.
+
+Everything is built in ``<runs>/.<name>.partial/`` and renamed to ``<runs>/<name>/`` at the
+end, so a run directory is complete or absent; the partial folder keeps the checkpoints a
+killed run resumes from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from finetune.artifacts import atomic_write_json, atomic_write_text, write_model_card
+from finetune.config import TrainConfig, describe_fields, load_config
+from finetune.data.formats import IGNORE_INDEX, RowError, encode, iter_rows, to_messages
+from finetune.errors import DataError, UsageError, where
+
+CHECKPOINTS = "checkpoints"
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Encoded:
+    """Tokenised rows ready for the Trainer, and what was left out and why."""
+
+    rows: list[dict[str, Any]]
+    dropped_invalid: list[int] = field(default_factory=list)
+    dropped_no_target: list[int] = field(default_factory=list)
+    truncated: int = 0
+
+
+def encode_file(path: str, tokenizer: Any, config: TrainConfig) -> Encoded:
+    """Read and tokenise every row of ``path``.
+
+    Invalid rows and rows without a single trainable token (e.g. a prompt longer than
+    ``max_seq_len``) are listed, not trained on.
+    """
+    fmt = None if config.format == "auto" else config.format
+    out = Encoded(rows=[])
+    for row in iter_rows(path):
+        if row.data is None:
+            out.dropped_invalid.append(row.line)
+            continue
+        try:
+            messages = to_messages(row.data, fmt)
+        except RowError:
+            out.dropped_invalid.append(row.line)
+            continue
+        enc = encode(tokenizer, messages, config.max_seq_len)
+        if enc["n_trainable"] == 0:
+            out.dropped_no_target.append(row.line)
+            continue
+        out.truncated += enc["length"] > config.max_seq_len
+        out.rows.append({"input_ids": enc["input_ids"], "labels": enc["labels"]})
+    return out
+
+
+def split_heldout(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """A seeded random split of ``rows`` into (train, held-out)."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_heldout = max(1, round(len(rows) * fraction)) if fraction > 0 else 0
+    held = set(order[:n_heldout])
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
+
+
+def fingerprint_data(*refs: str | None) -> str:
+    """sha256 over the bytes of the data files (a hub id is hashed by name)."""
+    h = hashlib.sha256()
+    for ref in refs:
+        if ref is None:
+            continue
+        p = Path(ref)
+        if p.is_file():
+            with p.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        else:
+            h.update(ref.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class Collator:
+    """Pads a batch on the right, or concatenates it into one row (``padding_free``).
+
+    Padding-free rows carry position ids that restart per row; transformers turns those into
+    a block-diagonal mask, so attention stays within each row.
+    """
+
+    def __init__(self, pad_id: int, padding_free: bool = False):
+        self.pad_id = pad_id
+        self.padding_free = padding_free
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        """Collate tokenised rows into tensors."""
+        import torch
+
+        if self.padding_free:
+            ids, labels, pos = [], [], []
+            for f in features:
+                ids += f["input_ids"]
+                # The first label of each row must not be predicted from the previous row.
+                labels += [IGNORE_INDEX] + f["labels"][1:]
+                pos += range(len(f["input_ids"]))
+            return {
+                "input_ids": torch.tensor([ids]),
+                "labels": torch.tensor([labels]),
+                "position_ids": torch.tensor([pos]),
+            }
+        width = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), width), self.pad_id)
+        labels = torch.full((len(features), width), IGNORE_INDEX)
+        mask = torch.zeros((len(features), width), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[i, :n] = torch.tensor(f["input_ids"])
+            labels[i, :n] = torch.tensor(f["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+class LengthGroupedSampler:
+    """Random batches of similar length.
+
+    Shuffle, sort by length within mega-batches of ``16 * batch_size`` rows, cut into
+    batches, shuffle the batches: little padding, without ordering an epoch long to short
+    (as transformers' own length-grouped sampler does).
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the Trainer (via accelerate) so each epoch, and a resumed one, is seeded."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = random.Random(self.seed * 1000003 + self.epoch)
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        mega = 16 * self.batch_size
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = sorted(order[start : start + mega], key=lambda i: self.lengths[i])
+            step = self.batch_size
+            batches += [chunk[i : i + step] for i in range(0, len(chunk), step)]
+        rng.shuffle(batches)
+        return iter([i for b in batches for i in b])
+
+
+# --------------------------------------------------------------------------- model
+
+
+def trainable_and_total(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts; 4-bit weights count as their unpacked size."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    total = sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), total
+
+
+def build_model(config: TrainConfig, device: str) -> tuple[Any, Any]:
+    """Load the base via THE loader and wrap it for ``config.method``."""
+    import transformers
+
+    from finetune.models import load_base
+
+    # Full fine-tuning keeps fp32 master weights; bf16 happens through autocast.
+    dtype = config.dtype or ("float32" if config.method == "full" else None)
+    model, tokenizer = load_base(
+        config.base,
+        device=device,
+        dtype=dtype,
+        trust_remote_code=config.trust_remote_code,
+        quantize_4bit=config.method == "qlora",
+    )
+    model.config.use_cache = False
+    if config.method == "full":
+        return model, tokenizer
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if config.method == "qlora":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    transformers.set_seed(config.seed)  # LoRA A matrices are drawn here
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        use_dora=config.lora.use_dora,
+        use_rslora=config.lora.use_rslora,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # peft calls a deprecated alias
+        model = get_peft_model(model, lora)
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _callback_classes() -> tuple[type, type]:
+    from transformers import ProgressCallback, TrainerCallback
+
+    class MetricsLog(TrainerCallback):
+        """One metrics.jsonl line per log event and one readable line per evaluation."""
+
+        def __init__(self, path: Path, echo: bool):
+            self.path = path
+            self.echo = echo
+            self.last = (time.perf_counter(), 0)
+            self.best: float | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201, D102
+            self.last = (time.perf_counter(), state.num_input_tokens_seen)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201, D102
+            if not state.is_world_process_zero or not logs:
+                return
+            now, tokens = time.perf_counter(), state.num_input_tokens_seen
+            rate = None
+            if "loss" in logs and now > self.last[0]:
+                rate = round((tokens - self.last[1]) / (now - self.last[0]), 1)
+                self.last = (now, tokens)
+            line = {
+                "step": state.global_step,
+                "epoch": round(state.epoch or 0.0, 4),
+                "train_loss": logs.get("loss"),
+                "eval_loss": logs.get("eval_loss"),
+                "lr": logs.get("learning_rate"),
+                "tokens_per_s": rate,
+            }
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201, D102
+            if not state.is_world_process_zero or not metrics or "eval_loss" not in metrics:
+                return
+            loss = metrics["eval_loss"]
+            self.best = loss if self.best is None else min(self.best, loss)
+            if self.echo:
+                train_loss = next(
+                    (h["loss"] for h in reversed(state.log_history) if "loss" in h), None
+                )
+                shown = f"{train_loss:.4f}" if train_loss is not None else "-"
+                _echo(
+                    f"step {state.global_step}/{state.max_steps}  epoch {state.epoch:.2f}  "
+                    f"train_loss {shown}  eval_loss {loss:.4f}  best {self.best:.4f}"
+                )
+
+    class QuietProgress(ProgressCallback):
+        """The Trainer's progress bar without its raw dict print-outs (MetricsLog prints)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201, D102
+            return
+
+        def on_prediction_step(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201, D102
+            return
+
+    return MetricsLog, QuietProgress
+
+
+def _echo(text: str) -> None:
+    try:
+        from tqdm.auto import tqdm
+
+        tqdm.write(text, file=sys.stderr)
+    except ImportError:  # pragma: no cover
+        print(text, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- run directory
+
+
+def partial_dir(runs_dir: Path, name: str) -> Path:
+    """Where a run is built (and its checkpoints kept) until it is complete."""
+    return runs_dir / f".{name}.partial"
+
+
+def last_checkpoint(work: Path) -> Path | None:
+    """The newest checkpoint whose save finished (``trainer_state.json`` is written last)."""
+    ckpts = []
+    for p in (work / CHECKPOINTS).glob("checkpoint-*"):
+        step = p.name.rsplit("-", 1)[-1]
+        if step.isdigit() and (p / "trainer_state.json").is_file():
+            ckpts.append((int(step), p))
+    return max(ckpts)[1] if ckpts else None
+
+
+def _keep_metrics_until(path: Path, step: int) -> None:
+    """After a crash, drop metric lines logged after the checkpoint we resume from."""
+    if not path.is_file():
+        return
+    kept = [
+        line for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _peak_memory(device: str) -> tuple[int, str]:
+    import torch
+
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak_kb * (1 if sys.platform == "darwin" else 1024)), "rss"
+
+
+def _state_bytes(model: Any, optimizer: Any) -> dict[str, int]:
+    """Bytes held by weights, gradients and optimiser state: the part LoRA shrinks."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    opt = 0
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            opt += sum(v.numel() * v.element_size() for v in state.values() if hasattr(v, "numel"))
+    return {"weights": weights, "gradients": grads, "optimizer": opt}
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__}
+
+
+def _resolve_device(config: TrainConfig) -> str:
+    from finetune.models import pick_device
+
+    device = pick_device(config.device)
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    return device
+
+
+def _report_to(config: TrainConfig) -> list[str]:
+    import importlib.util
+
+    for name in config.report_to:
+        if importlib.util.find_spec(name) is None:
+            raise UsageError(
+                f"report_to: {name} is not installed; pip install 'tuneproof[track]' or drop it"
+            )
+    return list(config.report_to)
+
+
+# --------------------------------------------------------------------------- the recipe
+
+
+def train(
+    config: TrainConfig,
+    *,
+    runs_dir: Path | str = "runs",
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> Path:
+    """Train ``config`` and write ``<runs_dir>/<config.name>/``.
+
+    Args:
+        config: the validated training config.
+        runs_dir: parent folder of run directories.
+        resume: continue from the last checkpoint of an interrupted run of the same name.
+        force: train even when data validation reports errors (invalid rows are skipped).
+        progress: show a progress bar and one line per evaluation.
+        overwrite: replace an existing finished run of the same name.
+        callbacks: extra ``transformers.TrainerCallback`` objects (the sweep's pruner).
+
+    Returns:
+        The finished run directory.
+
+    Raises:
+        UsageError: the run exists, a bad method/device combination, a missing tracker.
+        DataError: the data has errors (and ``force`` is off), or no trainable row is left.
+        InputError: unreadable data or base model.
+    """
+    import torch
+    import transformers
+    from transformers import EarlyStoppingCallback, TrainingArguments
+
+    started = time.perf_counter()
+    runs_dir = Path(runs_dir)
+    run_dir = runs_dir / config.name
+    work = partial_dir(runs_dir, config.name)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    device = _resolve_device(config)
+    if config.method == "qlora" and not device.startswith("cuda"):
+        raise UsageError("method: qlora needs a CUDA GPU (4-bit bitsandbytes); use method=lora")
+    report_to = _report_to(config)
+
+    # -- 1. where the run is built ------------------------------------------------------
+    resume_from = last_checkpoint(work) if resume else None
+    if run_dir.exists() and not overwrite:
+        if resume and not work.exists():
+            if progress:
+                _echo(f"{run_dir} is already complete; nothing to resume")
+            return run_dir
+        raise UsageError(f"{run_dir}: run exists; pick another name=, or pass --overwrite")
+    if is_main:
+        if resume and resume_from is None and progress:
+            _echo(f"no checkpoint in {work}; starting from scratch")
+        if resume_from is None and work.exists():
+            shutil.rmtree(work)
+        (work / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        if resume_from is not None:
+            _keep_metrics_until(work / "metrics.jsonl", int(resume_from.name.rsplit("-", 1)[1]))
+    _barrier(world_size)
+
+    # -- 2. data: validate, tokenise, split ---------------------------------------------
+    if not progress:
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    from finetune.models import load_tokenizer
+
+    tokenizer = load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
+    report = _validate(config, tokenizer, force=force, progress=progress)
+    train_set = encode_file(config.train_data, tokenizer, config)
+    if config.heldout_data:
+        heldout_set = encode_file(config.heldout_data, tokenizer, config)
+        train_rows, heldout_rows = train_set.rows, heldout_set.rows
+    else:
+        heldout_set = None
+        train_rows, heldout_rows = split_heldout(
+            train_set.rows, config.heldout_fraction, config.seed
+        )
+    if train_set.dropped_no_target and progress:
+        lines = ", ".join(map(str, train_set.dropped_no_target[:10]))
+        _echo(f"{config.train_data}: {len(train_set.dropped_no_target)} rows have no trainable "
+              f"token after truncation to max_seq_len={config.max_seq_len} and are dropped "
+              f"(lines {lines}{', ...' if len(train_set.dropped_no_target) > 10 else ''})")
+    if not train_rows:
+        raise DataError(where(config.train_data, None, None, "no row left to train on"))
+
+    # -- 3. model ----------------------------------------------------------------------
+    model, tokenizer = build_model(config, device)
+    do_eval = bool(heldout_rows)
+
+    # -- 4. the Trainer ----------------------------------------------------------------
+    eval_steps = config.eval.every_steps
+    args = TrainingArguments(
+        output_dir=str(work / CHECKPOINTS),
+        per_device_train_batch_size=config.optim.batch_size,
+        per_device_eval_batch_size=config.eval.batch_size or config.optim.batch_size,
+        gradient_accumulation_steps=config.optim.grad_accum,
+        learning_rate=config.optim.lr,
+        num_train_epochs=config.optim.epochs,
+        max_steps=config.optim.max_steps,
+        lr_scheduler_type=config.optim.scheduler,
+        warmup_steps=config.optim.warmup_ratio,
+        weight_decay=config.optim.weight_decay,
+        max_grad_norm=config.optim.max_grad_norm,
+        eval_strategy="steps" if do_eval else "no",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=do_eval,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=config.logging_steps,
+        include_num_input_tokens_seen="non_padding",
+        report_to=report_to or "none",
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=device.startswith("cuda"),
+        use_cpu=device == "cpu",
+        activation_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=not progress,
+        ddp_find_unused_parameters=False,
+    )
+    metrics_log, quiet_progress = _callback_classes()
+    cbs: list[Any] = [metrics_log(work / "metrics.jsonl", echo=progress), *callbacks]
+    if do_eval and config.eval.patience > 0:
+        cbs.append(EarlyStoppingCallback(config.eval.patience, config.eval.threshold))
+    trainer = _Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_rows,
+        eval_dataset=heldout_rows or None,
+        data_collator=Collator(tokenizer.pad_token_id, config.batching == "padding_free"),
+        processing_class=tokenizer,
+        callbacks=cbs,
+        grouped=config.batching == "length_grouped",
+    )
+    from transformers import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(quiet_progress)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+    # -- 5. train ------------------------------------------------------------------------
+    train_started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    train_seconds = time.perf_counter() - train_started
+    _barrier(world_size)
+    if not is_main:
+        return run_dir
+
+    # -- 6. artefacts ----------------------------------------------------------------------
+    state = trainer.state
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    artefact = work / ("model" if config.method == "full" else "adapter")
+    model.save_pretrained(str(artefact), safe_serialization=True)
+    tokenizer.save_pretrained(str(artefact))
+    tokens = state.num_input_tokens_seen - trainer.initial_tokens
+    loop_seconds = max(train_seconds - trainer.eval_seconds, 1e-9)
+    trainable, total = trainable_and_total(model)
+    peak, peak_kind = _peak_memory(device)
+    best_step = None
+    if state.best_model_checkpoint:
+        best_step = int(Path(state.best_model_checkpoint).name.rsplit("-", 1)[1])
+    # Held-out loss of the restored best model: checks that what is saved is the best.
+    trainer.pop_callback(metrics_log)
+    final_eval = trainer.evaluate() if do_eval else {}
+    run_info = {
+        "name": config.name,
+        "base": config.base,
+        "base_fingerprint": _base_fingerprint(config.base),
+        "method": config.method,
+        "artifact": artefact.name,
+        "data_fingerprint": fingerprint_data(config.train_data, config.heldout_data),
+        "train_data": config.train_data,
+        "heldout_data": config.heldout_data,
+        "n_train_rows": len(train_rows),
+        "n_heldout_rows": len(heldout_rows),
+        "dropped_rows": {
+            "invalid": train_set.dropped_invalid,
+            "no_trainable_tokens": train_set.dropped_no_target,
+            "heldout_invalid": heldout_set.dropped_invalid if heldout_set else [],
+            "heldout_no_trainable_tokens": heldout_set.dropped_no_target if heldout_set else [],
+        },
+        "truncated_rows": train_set.truncated,
+        "trainable_params": int(trainable),
+        "total_params": int(total),
+        "trainable_share": round(trainable / total, 6) if total else None,
+        "peak_memory_bytes": peak,
+        "peak_memory_kind": peak_kind,
+        "train_state_bytes": _state_bytes(model, trainer.optimizer),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "train_time_s": round(train_seconds, 3),
+        "eval_time_s": round(trainer.eval_seconds, 3),
+        "train_tokens": int(tokens),
+        "tokens_per_s": round(tokens / loop_seconds, 1),
+        "global_step": state.global_step,
+        "max_steps": state.max_steps,
+        "epochs_completed": round(state.epoch or 0.0, 4),
+        "best_step": best_step,
+        "best_eval_loss": state.best_metric,
+        "final_eval_loss": final_eval.get("eval_loss"),
+        "stopped_early": state.global_step < state.max_steps,
+        "resumed_from_step": int(resume_from.name.rsplit("-", 1)[1]) if resume_from else None,
+        "device": device,
+        "world_size": world_size,
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        "batching": config.batching,
+        "versions": _versions(),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data_report": report.summary() if report is not None else None,
+    }
+    if report is not None:
+        atomic_write_json(work / "data_report.json", report.to_dict())
+    atomic_write_text(work / "config.yaml", config.to_yaml())
+    atomic_write_json(work / "run.json", run_info)
+    if not (work / "metrics.jsonl").exists():
+        atomic_write_text(work / "metrics.jsonl", "")
+    write_model_card(work, config, run_info)
+    tb = work / CHECKPOINTS / "runs"
+    if tb.is_dir():
+        shutil.move(str(tb), str(work / "tensorboard"))
+    shutil.rmtree(work / CHECKPOINTS)
+    _publish(work, run_dir, overwrite)
+    if progress:
+        _echo(f"{run_dir}: {config.method} {trainable:,}/{total:,} params trained, "
+              f"best eval_loss {state.best_metric if state.best_metric is not None else '-'} "
+              f"at step {best_step}, {run_info['tokens_per_s']:.0f} tokens/s, "
+              f"{run_info['wall_time_s']:.0f}s")
+    return run_dir
+
+
+class _Trainer:
+    """Builds a ``Trainer`` subclass (transformers is imported lazily).
+
+    The subclass times evaluation, so tokens/s counts only the training loop, and uses
+    :class:`LengthGroupedSampler` when asked.
+    """
+
+    def __new__(cls, *, grouped: bool, **kwargs: Any):  # noqa: D102
+        from transformers import Trainer
+
+        class TimedTrainer(Trainer):
+            def __init__(self, **kw: Any):
+                super().__init__(**kw)
+                self.eval_seconds = 0.0
+                self.initial_tokens = 0
+
+            def _get_train_sampler(self, train_dataset=None):  # noqa: ANN001, ANN202
+                if not grouped:
+                    return super()._get_train_sampler(train_dataset)
+                data = train_dataset if train_dataset is not None else self.train_dataset
+                return LengthGroupedSampler(
+                    [len(r["input_ids"]) for r in data],
+                    self.args.per_device_train_batch_size * self.args.world_size,
+                    self.args.seed,
+                )
+
+            def train(self, *args: Any, **kw: Any):  # noqa: ANN202
+                self.initial_tokens = 0
+                ckpt = kw.get("resume_from_checkpoint")
+                if ckpt:
+                    state = json.loads((Path(ckpt) / "trainer_state.json").read_text())
+                    self.initial_tokens = state.get("num_input_tokens_seen", 0)
+                return super().train(*args, **kw)
+
+            def evaluate(self, *args: Any, **kw: Any):  # noqa: ANN202
+                t = time.perf_counter()
+                try:
+                    return super().evaluate(*args, **kw)
+                finally:
+                    self.eval_seconds += time.perf_counter() - t
+
+        return TimedTrainer(**kwargs)
+
+
+def _validate(config: TrainConfig, tokenizer: Any, *, force: bool, progress: bool) -> Any:
+    """Run the data checks; errors stop the run unless ``force``."""
+    from finetune.data.validate import validate
+
+    report = validate(
+        config.train_data,
+        heldout=config.heldout_data,
+        base=config.base,
+        tokenizer=tokenizer,
+        max_seq_len=config.max_seq_len,
+        group_field=config.data_checks.group_field,
+        outcome_pattern=config.data_checks.outcome_pattern,
+        progress=False,
+    )
+    if report.n_errors and not force:
+        first = report.row_errors[0]["message"] if report.row_errors else config.train_data
+        raise DataError(
+            f"{first} ({report.n_errors} data errors in all; see `finetune validate "
+            f"{config.train_data}`; fix them, or pass --force to train on the valid rows)"
+        )
+    if progress and (report.n_errors or report.n_warnings):
+        _echo(f"{config.train_data}: data validation: {report.n_errors} errors, "
+              f"{report.n_warnings} warnings (details in data_report.json)")
+    return report
+
+
+def _base_fingerprint(ref: str) -> str | None:
+    if ref != "tiny":
+        return None
+    from finetune.tiny import build_tiny, fingerprint
+
+    return fingerprint(build_tiny())
+
+
+def _barrier(world_size: int) -> None:
+    if world_size > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def _publish(work: Path, run_dir: Path, overwrite: bool) -> None:
+    """Rename the finished partial folder into place (replacing an old run if asked)."""
+    if run_dir.exists():
+        if not overwrite:
+            raise UsageError(f"{run_dir}: run exists; pick another name=, or pass --overwrite")
+        old = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
+        os.replace(run_dir, old)
+        os.replace(work, run_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(work, run_dir)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``finetune train``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "config keys (set in the YAML or as key=value):\n" + "\n".join(
+        line.replace("``", "") for line in describe_fields()
+    )
+    parser.add_argument("config", type=Path, help="training config YAML")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="override config keys, e.g. optim.lr=1e-3 name=fair")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                        help="parent folder of run directories (default ./runs)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--force", action="store_true",
+                        help="train even if data validation finds errors (bad rows skipped)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or eval lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, train, print the run directory."""
+    config = load_config(args.config, args.overrides)
+    run_dir = train(config, runs_dir=args.runs_dir, resume=args.resume, force=args.force,
+                    progress=not args.quiet, overwrite=args.overwrite)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(run_dir)
+    return 0
+
+
