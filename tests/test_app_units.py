@@ -86,3 +86,18 @@ def test_gpu_decorator_uses_spaces_only_when_installed(monkeypatch):
     finally:
         monkeypatch.delitem(sys.modules, "spaces")
         importlib.reload(sp)
+
+
+def test_every_event_has_an_explicit_api_name(app_engine, app_runs_dir, demo_dir, tmp_path):
+    from tuneproof_app import create_app
+
+    blocks = create_app(app_engine, app_runs_dir, tmp_path / "v.sqlite",
+                        heldout=demo_dir / "heldout.jsonl")
+    ours = [fn for fn in blocks.fns.values() if fn.name != "load_example"]
+    names = [fn.api_name for fn in ours]
+    assert all(isinstance(n, str) and n for n in names)
+    assert {"compare", "arena_round", "vote_left", "vote_right", "vote_tie", "vote_both_bad",
+            "leaderboard", "probe", "report", "data_report", "swap_demographics"} <= set(names)
+    model_events = {fn.api_name: fn.concurrency_id for fn in ours}
+    assert model_events["compare"] == model_events["probe"] == model_events["arena_round"]
+    assert blocks._queue.max_size == 64
