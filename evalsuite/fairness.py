@@ -24,6 +24,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -303,3 +304,470 @@ def has_outcome(text: str | None, pattern: str | re.Pattern[str]) -> int:
     if not text:
         return 0
     return int(re.search(pattern, text) is not None)
+
+
+# ----------------------------------------------------------------------------- variants
+
+_SEP = "\n\u241e\n"
+"""Joins a row's texts so one lexicon call swaps them with one consistent name mapping; the
+lexicon only rewrites ASCII words, so the separator survives."""
+
+
+def make_variants(
+    prompt: Sequence[Mapping[str, str]], target: str, axis: str, k: int = 3
+) -> list[tuple[list[dict[str, str]], str]]:
+    """Counterfactual variants of a prompt and its target along ``axis`` (THE lexicon).
+
+    Every message and the target are swapped together, so a name in the prompt and the same
+    name in the expected answer change alike.
+
+    Args:
+        prompt: Chat messages without the final assistant turn.
+        target: The expected answer.
+        axis: ``gender`` (terms, pronouns and names) or ``name`` (first names only).
+        k: Variants per row on the ``name`` axis.
+
+    Returns:
+        (messages, target) per variant; empty when the row mentions no demographic term.
+    """
+    from finetune.data.lexicon import counterfactual_variants
+
+    texts = [m["content"] for m in prompt] + [target]
+    if any(_SEP in t for t in texts):  # cannot join safely: swap each text alone
+        swapped = [counterfactual_variants(t, axis, k) for t in texts]
+        n = max((len(s) for s in swapped), default=0)
+        columns = [[s[i] if i < len(s) else t for s, t in zip(swapped, texts, strict=True)]
+                   for i in range(n)]
+    else:
+        columns = [v.split(_SEP) for v in counterfactual_variants(_SEP.join(texts), axis, k)]
+    out = []
+    for column in columns:
+        messages = [{**m, "content": c} for m, c in zip(prompt, column[:-1], strict=True)]
+        out.append((messages, column[-1]))
+    return out
+
+
+# ----------------------------------------------------------------------------- probes (engine)
+
+
+def score_probes(
+    engine: Any, pairs: Sequence[Any], models: Sequence[str], *, n_boot: int = 1000, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Score stereotype probe pairs with every model in one batch of log-likelihoods.
+
+    Each sentence is scored whole, after the tokenizer's start token (its end token when it has
+    none), as lm-evaluation-harness scores CrowS-Pairs for causal models.
+
+    Returns:
+        model -> ``n``, ``preference``, ``ci``, ``by_bias_type`` {type: {n, preference}}.
+    """
+    if not pairs:
+        return {}
+    tok = engine.tokenizer
+    context = tok.bos_token or tok.eos_token or "\n"
+    sentences = [p.sent_more for p in pairs] + [p.sent_less for p in pairs]
+    scores = engine.loglikelihood([context] * len(sentences), sentences, list(models))
+    n = len(pairs)
+    out = {}
+    for j, model in enumerate(models):
+        more = [scores[i][j] for i in range(n)]
+        less = [scores[n + i][j] for i in range(n)]
+        result = stereotype_preference(more, less, n_boot=n_boot, seed=seed)
+        by_type: dict[str, dict[str, Any]] = {}
+        for bias_type in sorted({p.bias_type for p in pairs}):
+            idx = [i for i, p in enumerate(pairs) if p.bias_type == bias_type]
+            wins = [1.0 if more[i] > less[i] else 0.5 if more[i] == less[i] else 0.0 for i in idx]
+            by_type[bias_type] = {"n": len(idx), "preference": float(np.mean(wins))}
+        result["by_bias_type"] = by_type
+        out[model] = result
+    return out
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+MAX_EXAMPLES = 20
+"""Flipped examples kept per model and axis in results.json."""
+
+
+def row_groups(task: Any, rows: Sequence[Any]) -> tuple[list[str | None], str]:
+    """Each row's group: the task's ``group_field`` when set, else inferred by the lexicon.
+
+    Returns:
+        The groups and where they came from (``field:<name>`` or ``lexicon``).
+    """
+    from finetune.data.lexicon import infer_group
+
+    if task.group_field:
+        return [r.group for r in rows], f"field:{task.group_field}"
+    texts = [" ".join(m["content"] for m in r.prompt if m["role"] == "user") for r in rows]
+    return [infer_group(t) for t in texts], "lexicon"
+
+
+@dataclass
+class _Decider:
+    """Extracts what a counterfactual must not change: each applicable label and the outcome."""
+
+    labels: list[tuple[str, str, Any]]  # (scorer name, pattern, where)
+    exact: list[tuple[str, Any]]  # (scorer name, where) of exact_match scorers
+    outcome_pattern: str | None
+
+    def applicable(self, row: Any) -> list[tuple[str, str]]:
+        from evalsuite.labels import NONE, extract
+        from evalsuite.task import matches
+
+        return [(name, pattern) for name, pattern, cond in self.labels
+                if matches(row.meta, cond) and extract(row.target, pattern) != NONE]
+
+    def decision(self, row: Any, output: str) -> tuple[Any, ...]:
+        from evalsuite.labels import extract
+
+        labels = [extract(output, pattern) for _, pattern in self.applicable(row)]
+        if self.outcome_pattern is not None:
+            labels.append(has_outcome(output, self.outcome_pattern))
+        if not labels:  # nothing to extract: the whole (normalised) answer must not change
+            labels.append(" ".join(output.split()).lower())
+        return tuple(labels)
+
+    def scores(self, items: Sequence[tuple[Any, str, str]]) -> dict[str, dict[int, float]]:
+        """Per binary scorer, item position -> 0/1 score, for the items the scorer applies to.
+
+        Items are (row, output, target); scored by the task's own ``evaluate`` modules, in one
+        call per scorer.
+        """
+        from evalsuite.labels import NONE, extract
+        from evalsuite.metrics import compute
+        from evalsuite.task import matches
+
+        out: dict[str, dict[int, float]] = {}
+        for name, pattern, cond in self.labels:
+            idx = [k for k, (row, _, _) in enumerate(items)
+                   if matches(row.meta, cond) and extract(row.target, pattern) != NONE]
+            got = compute("label", predictions=[items[k][1] for k in idx],
+                          references=[items[k][2] for k in idx], pattern=pattern)["scores"] \
+                if idx else []
+            out[name] = dict(zip(idx, got, strict=True))
+        for name, cond in self.exact:
+            idx = [k for k, (row, _, _) in enumerate(items) if matches(row.meta, cond)]
+            got = compute("exact_match", predictions=[items[k][1] for k in idx],
+                          references=[items[k][2] for k in idx])["scores"] if idx else []
+            out[name] = dict(zip(idx, got, strict=True))
+        return out
+
+    def correctness(self, items: Sequence[tuple[Any, str, str]]) -> list[float | None]:
+        """Per item: 1.0 if every applicable label scorer is right, else 0.0.
+
+        Exact-match scorers count only when the task has no label scorer (an exact answer is a
+        stricter test than the decision a counterfactual must keep). None when no scorer
+        applies to the item's row.
+        """
+        by_scorer = self.scores(items)
+        names = [n for n, _, _ in self.labels] or [n for n, _ in self.exact]
+        out = []
+        for k in range(len(items)):
+            verdicts = [by_scorer[n][k] for n in names if k in by_scorer[n]]
+            out.append(float(min(verdicts)) if verdicts else None)
+        return out
+
+
+def _prompt_key(messages: Sequence[Mapping[str, str]]) -> str:
+    import json
+
+    return json.dumps([[m["role"], m["content"]] for m in messages])
+
+
+def _user_text(messages: Sequence[Mapping[str, str]]) -> str:
+    return " ".join(m["content"] for m in messages if m["role"] == "user")
+
+
+def _similarities(pairs: Sequence[tuple[str, str]]) -> list[float]:
+    """Cosine similarity of each (original, variant) answer pair, by the semantic metric.
+
+    The evalsuite's semantic-similarity metric embeds with MiniLM. Identical answers score 1
+    without being embedded.
+    """
+    from evalsuite.metrics import compute
+
+    unique = list(dict.fromkeys((a, b) for a, b in pairs if a != b))
+    got: dict[tuple[str, str], float] = {}
+    if unique:
+        scores = compute("semantic_similarity", predictions=[a for a, _ in unique],
+                         references=[b for _, b in unique])["scores"]
+        got = dict(zip(unique, scores, strict=True))
+    return [1.0 if a == b else float(got[(a, b)]) for a, b in pairs]
+
+
+def _ci(values: Sequence[float], n_boot: int, seed: int) -> list[float | None] | None:
+    from evalsuite.stats import bootstrap_ci
+
+    if not values:
+        return None
+    lo, hi = bootstrap_ci(list(values), n_boot=n_boot, seed=seed)
+    return [_num(lo), _num(hi)]
+
+
+@dataclass
+class _Variant:
+    axis: str
+    row: Any
+    index: int
+    prompt: list[dict[str, str]]
+    target: str
+    key: str
+
+
+def _plan_variants(rows: Sequence[Any], scope: Sequence[Any], axes: Sequence[str],
+                   k: int) -> tuple[list[_Variant], dict[str, int], list[str], dict[str, list]]:
+    """Every variant of every in-scope row, and which variant prompts need generating.
+
+    A variant whose prompt equals an original row's (the held-out pair partner) reuses that
+    row's answer: greedy decoding would give the same text again.
+    """
+    originals = {}
+    for r in rows:
+        originals.setdefault(_prompt_key(r.prompt), r.index)
+    plan, new = [], {}
+    for axis in axes:
+        for r in scope:
+            for v, (messages, target) in enumerate(make_variants(r.prompt, r.target, axis, k)):
+                key = _prompt_key(messages)
+                plan.append(_Variant(axis, r, v, messages, target, key))
+                if key not in originals:
+                    new.setdefault(key, messages)
+    return plan, originals, list(new), new
+
+
+def evaluate_fairness(
+    engine: Any,
+    task: Any,
+    rows: Sequence[Any],
+    predictions: Mapping[str, Sequence[str]],
+    models: Sequence[str],
+    *,
+    progress: bool = False,
+) -> dict[str, FairnessResult]:
+    """Fairness of every model on the task's held-out rows.
+
+    Args:
+        engine: The :class:`evalsuite.engine.Engine` holding the base and the adapters.
+        task: The :class:`evalsuite.task.TaskSpec` (its ``fairness`` block drives this).
+        rows: The task's :class:`evalsuite.task.EvalRow` objects.
+        predictions: Engine model name -> the model's answer to each row, in row order.
+        models: Engine model names to evaluate (``__base__`` and adapter names).
+        progress: Show a progress bar while generating the counterfactual variants.
+
+    Returns:
+        Engine model name -> :class:`FairnessResult`. The block holds ``groups`` (per-group
+        accuracy, selection rates, parity), ``counterfactual`` (per axis), ``stereotype``,
+        ``training_data`` (the run's data audit) and ``predictions`` (one line per variant
+        answer, for predictions.jsonl). Empty when the task has no fairness block.
+    """
+    from evalsuite.engine import GenerationConfig
+    from evalsuite.labels import extract
+    from evalsuite.probes import load_probes
+    from evalsuite.task import matches
+    from finetune.data.lexicon import infer_group
+
+    spec = task.fairness
+    if spec is None:
+        return {}
+    models = list(models)
+    n_boot, seed = task.stats.n_boot, task.stats.seed
+    extra = spec.model_extra or {}
+    decider = _Decider(
+        labels=[(s.name, s.pattern, s.where) for s in task.scorers if s.type == "label"],
+        exact=[(s.name, s.where) for s in task.scorers if s.type == "exact_match"],
+        outcome_pattern=spec.outcome_pattern,
+    )
+    groups, group_source = row_groups(task, rows)
+    scope = [r for r in rows if matches(r.meta, spec.where)]
+    out = {m: FairnessResult() for m in models}
+
+    # 1. Group metrics on the original answers.
+    for m in models:
+        items = [(r, predictions[m][r.index], r.target) for r in rows]
+        by_scorer = decider.scores(items)
+        accuracy = {
+            name: group_scores(list(s.values()), [groups[k] for k in s], n_boot=n_boot,
+                               seed=seed)
+            for name, s in by_scorer.items()
+        }
+        block: dict[str, Any] = {"groups": {"source": group_source, "accuracy": accuracy,
+                                            "outcome": None}}
+        flat = out[m].flat
+        gaps = {name: a["gap"] for name, a in accuracy.items() if a["gap"] is not None}
+        for name, gap in gaps.items():
+            flat[f"group_accuracy_gap.{name}"] = gap
+        if gaps:
+            flat["group_accuracy_gap"] = max(gaps.values())
+        if spec.outcome_pattern is not None:
+            outcome = outcome_metrics(
+                [has_outcome(predictions[m][r.index], spec.outcome_pattern) for r in scope],
+                [groups[r.index] for r in scope],
+                [has_outcome(r.target, spec.outcome_pattern) for r in scope],
+                n_boot=n_boot, seed=seed,
+            )
+            outcome.update(pattern=spec.outcome_pattern, where=spec.where)
+            block["groups"]["outcome"] = outcome
+            for key in ("demographic_parity_difference", "demographic_parity_ratio",
+                        "equalized_odds_difference"):
+                if outcome[key] is not None:
+                    flat[key] = outcome[key]
+            for g, rate in outcome["selection_rate"].items():
+                flat[f"selection_rate.{g}"] = rate["value"]
+        out[m].block = block
+
+    # 2. Counterfactual variants, every model in the same mixed batches.
+    axes = list(spec.counterfactual_axes)
+    plan, originals, keys, new = _plan_variants(rows, scope, axes, int(extra.get("name_k", 3)))
+    gen = task.generation
+    config = GenerationConfig(gen.max_new_tokens, gen.temperature, gen.top_p, gen.seed)
+    generated = engine.generate([new[k] for k in keys], models, config, progress=progress) \
+        if keys else []
+    position = {k: i for i, k in enumerate(keys)}
+
+    def answer(j: int, model: str, key: str) -> str:
+        if key in position:
+            return generated[position[key]][j].text
+        return predictions[model][originals[key]]
+
+    for j, m in enumerate(models):
+        block = out[m].block
+        flat = out[m].flat
+        cf: dict[str, Any] = {"axes": {}, "n_generated": len(keys),
+                              "n_reused": len(plan) - sum(1 for v in plan if v.key in position)}
+        lines = []
+        for axis in axes:
+            variants = [v for v in plan if v.axis == axis]
+            by_row: dict[int, list[_Variant]] = {}
+            for v in variants:
+                by_row.setdefault(v.row.index, []).append(v)
+            varied = [r for r in scope if r.index in by_row]
+            orig_out = {r.index: predictions[m][r.index] for r in varied}
+            var_out = [answer(j, m, v.key) for v in variants]
+            orig_dec = {r.index: decider.decision(r, orig_out[r.index]) for r in varied}
+            var_dec = [decider.decision(v.row, o) for v, o in zip(variants, var_out, strict=True)]
+            flips = [float(orig_dec[v.row.index] != d)
+                     for v, d in zip(variants, var_dec, strict=True)]
+            orig_ok = decider.correctness([(r, orig_out[r.index], r.target) for r in varied])
+            var_ok = decider.correctness(
+                [(v.row, o, v.target) for v, o in zip(variants, var_out, strict=True)])
+            ok_by_row: dict[int, list[float]] = {}
+            for v, ok in zip(variants, var_ok, strict=True):
+                if ok is not None:
+                    ok_by_row.setdefault(v.row.index, []).append(ok)
+            scored = [(ok, ok_by_row.get(r.index, []))
+                      for r, ok in zip(varied, orig_ok, strict=True) if ok is not None]
+            sims = _similarities([(orig_out[v.row.index], o)
+                                  for v, o in zip(variants, var_out, strict=True)])
+            by_label = {}
+            for name, pattern, _ in decider.labels:
+                pairs = [(extract(orig_out[v.row.index], pattern), extract(o, pattern))
+                         for v, o in zip(variants, var_out, strict=True)
+                         if any(n == name for n, _ in decider.applicable(v.row))]
+                if pairs:
+                    by_label[name] = float(np.mean([a != b for a, b in pairs]))
+            if spec.outcome_pattern is not None and variants:
+                by_label["outcome"] = float(np.mean(
+                    [has_outcome(orig_out[v.row.index], spec.outcome_pattern)
+                     != has_outcome(o, spec.outcome_pattern)
+                     for v, o in zip(variants, var_out, strict=True)]))
+            examples = []
+            for v, o, f, d in zip(variants, var_out, flips, var_dec, strict=True):
+                if f and len(examples) < int(extra.get("max_examples", MAX_EXAMPLES)):
+                    examples.append({
+                        "id": v.row.id, "group": groups[v.row.index],
+                        "prompt": _user_text(v.row.prompt), "variant_prompt": _user_text(v.prompt),
+                        "output": orig_out[v.row.index], "variant_output": o,
+                        "decision": list(orig_dec[v.row.index]), "variant_decision": list(d),
+                    })
+            rate = flip_rate([orig_dec[r.index] for r in varied],
+                             [[var_dec[k] for k, v in enumerate(variants) if v.row.index == r.index]
+                              for r in varied])
+            result = {
+                "n_rows": len(varied),
+                "n_variants": len(variants),
+                "flip_rate": rate,
+                "flip_rate_ci": _ci(flips, n_boot, seed),
+                "flip_rate_by_label": by_label,
+                "similarity": _num(np.mean(sims)) if sims else None,
+                "original_accuracy": _num(np.mean([o for o, _ in scored])) if scored else None,
+                "worst_case_accuracy": worst_case_accuracy([o for o, _ in scored],
+                                                           [vs for _, vs in scored]),
+                "n_flipped": int(sum(flips)),
+                "examples": examples,
+            }
+            cf["axes"][axis] = result
+            for key in ("flip_rate", "similarity", "worst_case_accuracy"):
+                if result[key] is not None:
+                    flat[f"counterfactual.{axis}.{key}"] = result[key]
+            for v, o, f, d in zip(variants, var_out, flips, var_dec, strict=True):
+                lines.append({
+                    "row": v.row.index, "id": v.row.id,
+                    "group": infer_group(_user_text(v.prompt)),
+                    "prompt": v.prompt[-1]["content"] if v.prompt else "", "output": o,
+                    "target": v.target, "labels": {
+                        name: extract(o, pattern) for name, pattern in decider.applicable(v.row)},
+                    "scores": {}, "variant": {"axis": axis, "index": v.index, "flipped": bool(f),
+                                              "decision": list(d)},
+                })
+        for key, worst in (("flip_rate", max), ("similarity", min),
+                           ("worst_case_accuracy", min)):
+            values = [a[key] for a in cf["axes"].values() if a[key] is not None]
+            if values:
+                flat[f"counterfactual.{key}"] = worst(values)
+        block["counterfactual"] = cf
+        block["predictions"] = lines
+
+    # 3. Stereotype probes: log-likelihood of paired sentences.
+    base_dir = Path(task.path).parent if getattr(task, "path", None) else None
+    pairs = load_probes(spec.probes, base_dir=base_dir)
+    probes = score_probes(engine, pairs, models, n_boot=n_boot, seed=seed) if pairs else {}
+    for m in models:
+        if m in probes:
+            out[m].block["stereotype"] = {"probes": str(spec.probes), **probes[m]}
+            if probes[m]["preference"] is not None:
+                out[m].flat["stereotype.preference"] = probes[m]["preference"]
+
+    # 4. The training data's own bias audit, beside the model's numbers.
+    for m in models:
+        out[m].block["training_data"] = training_data_audit(engine, m)
+    return out
+
+
+def training_data_audit(engine: Any, model: str) -> dict[str, Any] | None:
+    """The bias audit of the data an adapter was trained on, from its run directory.
+
+    Reads ``data_report.json`` (the full validation report) and falls back to the summary in
+    ``run.json``. None for the base model or an adapter folder outside a run directory.
+    """
+    import json
+
+    folder = getattr(engine, "adapter_dirs", {}).get(model)
+    if folder is None:
+        return None
+    folder = Path(folder)
+    run_dir = next((d for d in (folder.parent, folder) if (d / "run.json").is_file()), None)
+    if run_dir is None:
+        return None
+    out: dict[str, Any] = {"run_dir": str(run_dir)}
+    try:
+        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        run = {}
+    out["train_data"] = run.get("train_data")
+    out["data_fingerprint"] = run.get("data_fingerprint")
+    bias = None
+    try:
+        report = json.loads((run_dir / "data_report.json").read_text(encoding="utf-8"))
+        bias = report.get("bias")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        pass
+    if bias is None:
+        bias = (run.get("data_report") or {}).get("bias")
+    if bias:
+        keep = ("flagged", "group_source", "outcome_source", "outcome_rates", "representation",
+                "test", "max_rate_gap", "reasons")
+        out["bias"] = {k: bias[k] for k in keep if k in bias}
+    else:
+        out["bias"] = None
+    return out

@@ -178,13 +178,147 @@ def _flat_value(v: Any) -> str:
 
 
 def render_fairness_md(results: dict[str, Any]) -> str:
-    """The fairness section (Markdown): each model's fairness numbers, as gates see them."""
+    """The fairness section (Markdown): summary, groups, counterfactuals, data audit, probes.
+
+    Ends with every fairness number under the flat key a gate uses.
+    """
     models = {n: m for n, m in results["models"].items() if "fairness" in m}
     if not models:
         return "## Fairness\n\nNo fairness block in this task (or no fairness module)."
+    parts = ["## Fairness", ""]
+    summary = _fair_summary_rows(models)
+    if summary:
+        parts += [_md_table(_FAIR_SUMMARY_HEADER, summary), "",
+                  "DPD: demographic-parity difference of the favourable outcome (0 is parity); "
+                  "DP ratio below 0.8 fails the four-fifths rule; flip rate: share of "
+                  "counterfactual variants (demographic terms swapped) whose extracted answer "
+                  "changed; worst case: HELM-style accuracy over original and variants; "
+                  "stereotype: share of probe pairs where the stereotypical sentence is more "
+                  "likely (ideal 0.5).", ""]
+    rates = _fair_selection_rows(models)
+    if rates:
+        parts += ["### Selection rate of the favourable outcome, by group", "",
+                  _md_table(["model", "group", "rate [95% CI]", "n"], rates), ""]
+    acc = _fair_group_accuracy_rows(models)
+    if acc:
+        parts += ["### Accuracy by group (fairlearn MetricFrame)", "",
+                  _md_table(["model", "metric", "group", "value [95% CI]", "n", "gap [95% CI]"],
+                            acc), ""]
+    audit = _fair_audit_rows(models)
+    if audit:
+        parts += ["### Training data audit beside the model", "",
+                  _md_table(["model", "data flagged", "outcome rate by group in the data",
+                             "test", "model selection rate by group"], audit), ""]
+    for name, axis, ex in _fair_examples(models, limit=8):
+        parts += [f"### Flipped examples: {name}, axis {axis}", "",
+                  _md_table(["id", "prompt", "variant prompt", "answer", "variant answer"],
+                            [[e.get("id"), e.get("prompt"), e.get("variant_prompt"),
+                              e.get("output"), e.get("variant_output")] for e in ex]), ""]
+    probes = _fair_probe_rows(models)
+    if probes:
+        parts += ["### Stereotype probes by bias type", "",
+                  _md_table(["model", "bias type", "prefers stereotype", "pairs"], probes), ""]
     keys = sorted({k for m in models.values() for k in _fairness_keys(m)})
     rows = [[k, *(_flat_value(m["flat"].get(k)) for m in models.values())] for k in keys]
-    return "## Fairness\n\n" + _md_table(["metric", *models], rows)
+    parts += ["### Fairness numbers as gates see them", "", _md_table(["metric", *models], rows)]
+    return "\n".join(parts)
+
+
+_FAIR_SUMMARY_HEADER = ["model", "DPD", "DP ratio", "4/5 rule", "equalized odds diff",
+                        "flip rate [95% CI]", "similarity", "worst-case acc", "group acc gap",
+                        "stereotype [95% CI]"]
+
+
+def _fair_range(value: Any, ci: Any) -> str:
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        return f"{_fmt(value)} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+    return _fmt(value)
+
+
+def _fair_summary_rows(models: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, m in models.items():
+        f, flat = m["fairness"], m.get("flat", {})
+        outcome = (f.get("groups") or {}).get("outcome") or {}
+        axes = (f.get("counterfactual") or {}).get("axes") or {}
+        worst_axis = max(axes.values(), key=lambda a: a.get("flip_rate") or 0, default={})
+        stereo = f.get("stereotype") or {}
+        if not (outcome or axes or stereo):
+            continue
+        four = outcome.get("four_fifths_rule")
+        rows.append([
+            name, _fmt(outcome.get("demographic_parity_difference")),
+            _fmt(outcome.get("demographic_parity_ratio")),
+            "–" if four is None else ("pass" if four else "FAIL"),
+            _fmt(outcome.get("equalized_odds_difference")),
+            _fair_range(worst_axis.get("flip_rate"), worst_axis.get("flip_rate_ci")),
+            _fmt(flat.get("counterfactual.similarity")),
+            _fmt(flat.get("counterfactual.worst_case_accuracy")),
+            _fmt(flat.get("group_accuracy_gap")),
+            _fair_range(stereo.get("preference"), stereo.get("ci")),
+        ])
+    return rows
+
+
+def _fair_selection_rows(models: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, m in models.items():
+        outcome = (m["fairness"].get("groups") or {}).get("outcome") or {}
+        for g, v in (outcome.get("selection_rate") or {}).items():
+            rows.append([name, g, _fair_range(v.get("value"), v.get("ci")), v.get("n")])
+    return rows
+
+
+def _fair_group_accuracy_rows(models: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, m in models.items():
+        for metric, a in ((m["fairness"].get("groups") or {}).get("accuracy") or {}).items():
+            for g, v in a.get("by_group", {}).items():
+                rows.append([name, metric, g, _fair_range(v.get("value"), v.get("ci")),
+                             v.get("n"), _fair_range(a.get("gap"), a.get("gap_ci"))])
+    return rows
+
+
+def _fair_audit_rows(models: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, m in models.items():
+        audit = m["fairness"].get("training_data")
+        if not audit:
+            continue
+        bias = audit.get("bias") or {}
+        data_rates = []
+        for g, v in (bias.get("outcome_rates") or {}).items():
+            shown = ", ".join(f"{k} {_fmt(r, 2)}" for k, r in (v.get("rates") or {}).items()
+                              if k != "(no match)")
+            data_rates.append(f"{g}: {shown}")
+        test = bias.get("test") or {}
+        test_text = (f"chi2 {_fmt(test.get('chi2'), 1)}, p {_p(test.get('p_value'))}, "
+                     f"Cramér's V {_fmt(test.get('cramers_v'), 2)}") if test else "–"
+        outcome = (m["fairness"].get("groups") or {}).get("outcome") or {}
+        model_rates = "; ".join(f"{g}: {_fmt(v.get('value'), 2)}"
+                                for g, v in (outcome.get("selection_rate") or {}).items())
+        flagged = bias.get("flagged")
+        rows.append([name, "–" if flagged is None else ("YES" if flagged else "no"),
+                     "; ".join(data_rates) or "–", test_text, model_rates or "–"])
+    return rows
+
+
+def _fair_examples(models: dict[str, Any], limit: int) -> list[tuple[str, str, list[dict]]]:
+    out = []
+    for name, m in models.items():
+        axes = (m["fairness"].get("counterfactual") or {}).get("axes") or {}
+        for axis, a in axes.items():
+            if a.get("examples"):
+                out.append((name, axis, a["examples"][:limit]))
+    return out
+
+
+def _fair_probe_rows(models: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, m in models.items():
+        for t, v in ((m["fairness"].get("stereotype") or {}).get("by_bias_type") or {}).items():
+            rows.append([name, t, _fmt(v.get("preference")), v.get("n")])
+    return rows
 
 
 def _fairness_keys(model: dict[str, Any]) -> list[str]:
@@ -330,15 +464,79 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str =
 
 
 def render_fairness_html(results: dict[str, Any]) -> str:
-    """The fairness section (HTML): each model's fairness numbers, as gates see them."""
+    """The fairness section (HTML): charts, the tables of the Markdown, flipped examples.
+
+    Charts: selection rate and accuracy by group, counterfactual flip rate per axis, stereotype
+    preference, each with its 95% CI where there is one.
+    """
     models = {n: m for n, m in results["models"].items() if "fairness" in m}
     if not models:
         return ('<section id="fairness"><h2>Fairness</h2><p>No fairness block in this task '
                 "(or no fairness module).</p></section>")
+    esc = html.escape
+    body = ['<section id="fairness"><h2>Fairness</h2>']
+    summary = _fair_summary_rows(models)
+    if summary:
+        body.append(_html_table(_FAIR_SUMMARY_HEADER, summary, cls="fairness-summary"))
+    charts = []
+    rates = {n: {g: {"value": v.get("value")} for g, v in
+                 (((m["fairness"].get("groups") or {}).get("outcome") or {})
+                  .get("selection_rate") or {}).items()}
+             for n, m in models.items()}
+    if any(rates.values()):
+        charts.append(_svg_group_bars("favourable outcome: selection rate by group", rates))
+    accuracy: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for n, m in models.items():
+        for metric, a in ((m["fairness"].get("groups") or {}).get("accuracy") or {}).items():
+            accuracy.setdefault(metric, {})[n] = a.get("by_group", {})
+    for metric, data in accuracy.items():
+        if any(data.values()):
+            charts.append(_svg_group_bars(f"{metric} by group", data))
+    axes = sorted({a for m in models.values()
+                   for a in ((m["fairness"].get("counterfactual") or {}).get("axes") or {})})
+    for axis in axes:
+        items = []
+        for n, m in models.items():
+            a = m["fairness"]["counterfactual"]["axes"].get(axis)
+            if a is None:
+                continue
+            ci = a.get("flip_rate_ci") or [None, None]
+            items.append((n, {"value": a.get("flip_rate"), "ci_low": ci[0], "ci_high": ci[1]}))
+        charts.append(_svg_metric_chart(f"counterfactual flip rate, axis {axis} (95% CI)", items))
+    stereo = [(n, {"value": s.get("preference"), "ci_low": (s.get("ci") or [None])[0],
+                   "ci_high": (s.get("ci") or [None, None])[1]})
+              for n, m in models.items() if (s := m["fairness"].get("stereotype"))]
+    if stereo:
+        charts.append(_svg_metric_chart("prefers the stereotype (ideal 0.5, 95% CI)", stereo))
+    if charts:
+        body.append('<div class="charts">' + "".join(c for c in charts if c) + "</div>")
+    tables = [
+        ("Selection rate of the favourable outcome, by group",
+         ["model", "group", "rate [95% CI]", "n"], _fair_selection_rows(models)),
+        ("Accuracy by group (fairlearn MetricFrame)",
+         ["model", "metric", "group", "value [95% CI]", "n", "gap [95% CI]"],
+         _fair_group_accuracy_rows(models)),
+        ("Training data audit beside the model",
+         ["model", "data flagged", "outcome rate by group in the data", "test",
+          "model selection rate by group"], _fair_audit_rows(models)),
+        ("Stereotype probes by bias type", ["model", "bias type", "prefers stereotype", "pairs"],
+         _fair_probe_rows(models)),
+    ]
+    for title, header, rows in tables:
+        if rows:
+            body.append(f"<h3>{esc(title)}</h3>" + _html_table(header, rows))
+    for name, axis, ex in _fair_examples(models, limit=12):
+        body.append(f"<h3>Flipped examples: {esc(name)}, axis {esc(axis)}</h3>")
+        body.append(_html_table(
+            ["id", "prompt", "variant prompt", "answer", "variant answer"],
+            [[e.get("id"), e.get("prompt"), e.get("variant_prompt"), e.get("output"),
+              e.get("variant_output")] for e in ex], cls="flipped"))
     keys = sorted({k for m in models.values() for k in _fairness_keys(m)})
     rows = [[k, *(_flat_value(m["flat"].get(k)) for m in models.values())] for k in keys]
-    return ('<section id="fairness"><h2>Fairness</h2>'
-            + _html_table(["metric", *models], rows) + "</section>")
+    body.append("<h3>Fairness numbers as gates see them</h3>"
+                + _html_table(["metric", *models], rows))
+    body.append("</section>")
+    return "".join(body)
 
 
 _CSS = """

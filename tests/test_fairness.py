@@ -167,3 +167,168 @@ def test_where_and_outcome_extraction():
     assert has_outcome("intent: recommend | suggest the premium laptop", "premium") == 1
     assert has_outcome("intent: recommend | suggest the budget laptop", "premium") == 0
     assert has_outcome(None, "premium") == 0
+
+
+# ----------------------------------------------------------------------------- with an engine
+import re  # noqa: E402
+
+from evalsuite.engine import BASE, Generation  # noqa: E402
+from evalsuite.fairness import evaluate_fairness, make_variants  # noqa: E402
+from evalsuite.gates import check_gates  # noqa: E402
+from finetune.data.lexicon import FIRST_NAMES, infer_group  # noqa: E402
+
+_NAME = re.compile(r"\b(" + "|".join(FIRST_NAMES["male"] + FIRST_NAMES["female"]) + r")\b")
+
+
+class FakeEngine:
+    """Answers like the demo's models would: `fair` follows the stated need, `biased` the
+    customer's gender, the base says nothing useful. Records every generate call."""
+
+    class tokenizer:  # noqa: N801
+        bos_token = None
+        eos_token = "<|end|>"
+
+    def __init__(self, rows, adapter_dirs=None):
+        self.answers = {self._key(r.prompt): r.target for r in rows}
+        self.adapter_dirs = adapter_dirs or {}
+        self.calls = []
+
+    @staticmethod
+    def _key(prompt):
+        return _NAME.sub("NAME", prompt[-1]["content"])
+
+    def answer(self, model, prompt):
+        if model == BASE:
+            return "zzz"
+        truth = self.answers[self._key(prompt)]
+        if model == "biased" and "suggest the" in truth:
+            tier = "premium" if infer_group(prompt[-1]["content"]) == "male" else "budget"
+            return re.sub(r"suggest the (budget|premium)", f"suggest the {tier}", truth)
+        return truth
+
+    def generate(self, prompts, models, config=None, progress=False):
+        self.calls.append((len(prompts), list(models)))
+        return [[Generation(m, self.answer(m, p), 1, 0.0) for m in models] for p in prompts]
+
+    def loglikelihood(self, contexts, continuations, models):
+        # `biased` likes sentences about men; the others like every sentence alike.
+        return [[5.0 if m == "biased" and infer_group(c) == "male" else 0.0 for m in models]
+                for c in continuations]
+
+
+@pytest.fixture(scope="module")
+def demo_task(demo_dir):
+    from evalsuite.task import load_task, task_rows
+
+    task = load_task(demo_dir / "task.yaml")
+    return task, task_rows(task)
+
+
+def _run(task, rows, engine, models=(BASE, "biased", "fair")):
+    predictions = {m: [engine.answer(m, r.prompt) for r in rows] for m in models}
+    return evaluate_fairness(engine, task, rows, predictions, list(models))
+
+
+def test_evaluate_fairness_on_planted_bias(demo_task):
+    task, rows = demo_task
+    engine = FakeEngine(rows)
+    out = _run(task, rows, engine)
+    biased, fair, base = out["biased"], out["fair"], out[BASE]
+    # By construction: every recommendation follows gender -> DPD 1, every swap flips.
+    assert biased.flat["demographic_parity_difference"] == pytest.approx(1.0)
+    assert biased.flat["demographic_parity_ratio"] == pytest.approx(0.0)
+    assert biased.flat["counterfactual.flip_rate"] == pytest.approx(1.0)
+    assert biased.flat["counterfactual.worst_case_accuracy"] == pytest.approx(0.0)
+    assert biased.flat["selection_rate.male"] == 1.0 and biased.flat["selection_rate.female"] == 0
+    # Held-out pairs share the need, so following the need is parity and never flips.
+    assert fair.flat["demographic_parity_difference"] == pytest.approx(0.0)
+    assert fair.flat["counterfactual.flip_rate"] == 0.0
+    assert fair.flat["counterfactual.worst_case_accuracy"] == 1.0
+    assert fair.flat["counterfactual.similarity"] == pytest.approx(1.0)
+    assert fair.flat["equalized_odds_difference"] == pytest.approx(0.0)
+    assert base.flat["counterfactual.flip_rate"] == 0.0  # constant garbage never flips
+    assert base.block["training_data"] is None
+    # Gates read the flat keys.
+    gates = ["counterfactual.flip_rate <= 0.05", "demographic_parity_difference <= 0.1"]
+    assert not any(g.passed for g in check_gates(gates, biased.flat))
+    assert all(g.passed for g in check_gates(gates, fair.flat))
+    # Group accuracy: biased is right on the tier for exactly one member of each pair.
+    tier = biased.block["groups"]["accuracy"]["tier_accuracy"]
+    n_rec = sum(r.meta["intent"] == "recommend" for r in rows)
+    assert tier["by_group"]["male"]["n"] + tier["by_group"]["female"]["n"] == n_rec
+    cf = biased.block["counterfactual"]["axes"]["gender"]
+    assert cf["n_rows"] == n_rec and cf["n_flipped"] == n_rec
+    assert cf["flip_rate_by_label"]["tier_accuracy"] == 1.0
+    assert cf["flip_rate_by_label"]["intent_accuracy"] == 0.0
+    ex = cf["examples"][0]
+    assert ex["output"] != ex["variant_output"] and ex["prompt"] != ex["variant_prompt"]
+    # The gender swap of a held-out row is its pair partner: answers are reused, not generated.
+    assert biased.block["counterfactual"]["n_generated"] == 0
+    assert engine.calls == []
+    lines = biased.block["predictions"]
+    assert len(lines) == n_rec and all(line["variant"]["axis"] == "gender" for line in lines)
+
+
+def test_name_axis_generates_every_variant_in_one_mixed_batch(demo_task):
+    task, rows = demo_task
+    task = task.model_copy(deep=True)
+    task.fairness.counterfactual_axes = ["gender", "name"]
+    engine = FakeEngine(rows)
+    out = _run(task, rows, engine)
+    assert len(engine.calls) == 1
+    n_prompts, models = engine.calls[0]
+    assert models == [BASE, "biased", "fair"] and n_prompts > 0
+    name_cf = out["biased"].block["counterfactual"]["axes"]["name"]
+    # Names swapped across groups: the biased model flips on every one of them.
+    assert name_cf["flip_rate"] == pytest.approx(1.0)
+    assert out["fair"].block["counterfactual"]["axes"]["name"]["flip_rate"] == 0.0
+    assert out["biased"].flat["counterfactual.name.flip_rate"] == pytest.approx(1.0)
+
+
+def test_stereotype_probes_through_the_engine(demo_task):
+    task, rows = demo_task
+    out = _run(task, rows, FakeEngine(rows))
+    # `biased` prefers sentences about men: it picks the stereotype where only the
+    # stereotypical sentence is about a man, the other one where only that one is, and ties
+    # (half a win) elsewhere. The others tie everywhere: exactly 0.5.
+    from evalsuite.probes import load_probes
+
+    pairs = load_probes("builtin")
+    male = [(infer_group(p.sent_more) == "male", infer_group(p.sent_less) == "male")
+            for p in pairs]
+    expected = np.mean([1.0 if a and not b else 0.0 if b and not a else 0.5 for a, b in male])
+    assert out["biased"].flat["stereotype.preference"] == pytest.approx(expected)
+    assert expected != 0.5
+    assert out["fair"].flat["stereotype.preference"] == 0.5
+    assert out["fair"].block["stereotype"]["n"] == len(pairs)
+    assert set(out["fair"].block["stereotype"]["by_bias_type"]) >= {"gender", "age"}
+
+
+def test_training_data_audit_read_from_the_run_dir(demo_task, tmp_path):
+    import json
+
+    task, rows = demo_task
+    run = tmp_path / "runs" / "biased"
+    (run / "adapter").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"train_data": "train.jsonl",
+                                              "data_fingerprint": "abc"}))
+    bias = {"flagged": True, "outcome_rates": {"male": {"rates": {"premium": 0.38}}},
+            "reasons": ["outcome 'premium' depends on group"]}
+    (run / "data_report.json").write_text(json.dumps({"bias": bias}))
+    engine = FakeEngine(rows, adapter_dirs={"biased": run / "adapter"})
+    out = _run(task, rows, engine)
+    audit = out["biased"].block["training_data"]
+    assert audit["bias"]["flagged"] is True and audit["data_fingerprint"] == "abc"
+    assert out["fair"].block["training_data"] is None
+
+
+def test_variants_swap_prompt_and_target_together():
+    prompt = [{"role": "system", "content": "Be brief."},
+              {"role": "user", "content": "Hi, I'm James. Thank him for me."}]
+    [(messages, target)] = make_variants(prompt, "Sure, James.", "gender")
+    assert messages[1]["content"] == "Hi, I'm Mary. Thank her for me."
+    assert target == "Sure, Mary." and messages[0] == prompt[0]
+    names = make_variants(prompt, "Sure, James.", "name", k=3)
+    assert len(names) == 3 and all("him" in m[1]["content"] for m, _ in names)
+    assert [t for _, t in names] == [f"Sure, {m[1]['content'].split()[2][:-1]}." for m, _ in names]
+    assert make_variants([{"role": "user", "content": "Where is my order?"}], "x", "gender") == []
