@@ -5,7 +5,8 @@ codes), with a first name in the greeting (for the bias audit), 1% exact duplica
 duplicates (one word changed), some PII, and a held-out file of 2% of the size with a few
 exact and near leaks.
 The tokenizer (the tiny base) is loaded once before timing; the timed call is ``validate``
-itself, near-duplicate detection included.
+itself, near-duplicate detection included. The largest size is also timed without token
+checks, which separates the tokenizer's share from the rest.
 
     .venv/bin/python bench/validate.py            # print the table
     .venv/bin/python bench/validate.py --write    # and update "## validate" in RESULTS.md
@@ -111,8 +112,9 @@ def make_data(n: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
     return train_path, held_path
 
 
-def bench(sizes: list[int]) -> list[dict]:
-    """Time validate() on each size; returns one dict of figures per size."""
+def bench(sizes: list[int], without_tokens: list[int]) -> list[dict]:
+    """Time validate() on each size (and without token checks on ``without_tokens`` sizes);
+    returns one dict of figures per run."""
     tokenizer = load_tokenizer("tiny")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,17 +125,19 @@ def bench(sizes: list[int]) -> list[dict]:
         validate(make_data(200, warm)[0], heldout=make_data(200, warm)[1], tokenizer=tokenizer,
                  outcome_pattern="premium")
         load = os.getloadavg()
-        for n in sizes:
-            folder = Path(tmp) / str(n)
+        runs = [(n, True) for n in sizes] + [(n, False) for n in without_tokens]
+        for n, with_tokens in runs:
+            folder = Path(tmp) / f"{n}-{with_tokens}"
             folder.mkdir()
             train, held = make_data(n, folder)
             start, cpu_start = time.perf_counter(), time.process_time()
-            report = validate(train, heldout=held, tokenizer=tokenizer, max_seq_len=512,
-                              outcome_pattern="premium")
+            report = validate(train, heldout=held, tokenizer=tokenizer if with_tokens else None,
+                              base=None, max_seq_len=512, outcome_pattern="premium")
             seconds = time.perf_counter() - start
             cpu = time.process_time() - cpu_start
             results.append({
                 "rows": n,
+                "tokens": with_tokens,
                 "seconds": seconds,
                 "cpu_seconds": cpu,
                 "us_per_row": seconds / n * 1e6,
@@ -144,10 +148,11 @@ def bench(sizes: list[int]) -> list[dict]:
                 "leak_exact": report.leakage["exact"],
                 "leak_near": report.leakage["near"],
                 "bias_v": report.bias["test"]["cramers_v"],
-                "tokens_per_row": report.tokens["mean"],
+                "tokens_per_row": report.tokens["mean"] if report.tokens else None,
                 "load_before": load,
             })
-            print(f"{n:>7} rows: {seconds:6.1f} s wall, {cpu:6.1f} s CPU "
+            print(f"{n:>7} rows{'' if with_tokens else ' (no token checks)'}: "
+                  f"{seconds:6.1f} s wall, {cpu:6.1f} s CPU "
                   f"({seconds / n * 1e6:5.0f} us/row) "
                   + " ".join(f"{k}={v:.1f}" for k, v in report.timings.items()), flush=True)
     return results
@@ -155,7 +160,7 @@ def bench(sizes: list[int]) -> list[dict]:
 
 def render(results: list[dict]) -> str:
     """The RESULTS.md section."""
-    stages = list(results[0]["timings"])
+    stages = list(dict.fromkeys(k for r in results for k in r["timings"]))
     lines = [
         SECTION, "",
         f"Command: `{COMMAND}` (synthetic chat rows, every check on: tokens with the tiny "
@@ -171,15 +176,18 @@ def render(results: list[dict]) -> str:
         "|---:|---:|---:|---:|---:|" + "---:|" * len(stages) + "---:|---:|---:|---:|",
     ]
     for r in results:
+        per_row = f"{r['tokens_per_row']:.0f}" if r["tokens"] else "not checked"
         lines.append(
-            f"| {r['rows']:,} | {r['tokens_per_row']:.0f} | {r['seconds']:.1f} | "
+            f"| {r['rows']:,} | {per_row}"
+            f" | {r['seconds']:.1f} | "
             f"{r['cpu_seconds']:.1f} | "
             f"{r['us_per_row']:.0f} | "
             + " | ".join(f"{r['timings'].get(s, 0):.1f}" for s in stages)
             + f" | {r['exact_dups']} | {r['near_rows']} ({r['near_clusters']}) | "
             f"{r['leak_exact']}/{r['leak_near']} | {r['bias_v']:.2f} |")
-    if len(results) >= 2:
-        first, last = results[0], results[-1]
+    timed = [r for r in results if r["tokens"]]
+    if len(timed) >= 2:
+        first, last = timed[0], timed[-1]
         wall = last["us_per_row"] / first["us_per_row"]
         cpu = (last["cpu_seconds"] / last["rows"]) / (first["cpu_seconds"] / first["rows"])
         lines += ["", f"Per-row cost {last['rows']:,} / {first['rows']:,}: {wall:.2f} wall, "
@@ -209,9 +217,12 @@ def write_section(text: str, path: Path = RESULTS) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--without-tokens", default="100000",
+                        help="sizes also timed without token checks ('' for none)")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
-    results = bench([int(s) for s in args.sizes.split(",")])
+    results = bench([int(s) for s in args.sizes.split(",") if s],
+                    [int(s) for s in args.without_tokens.split(",") if s])
     text = render(results)
     print("\n" + text)
     if args.write:
