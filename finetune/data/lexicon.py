@@ -4,10 +4,14 @@ One module, used by everyone who needs demographics: the data audit (which group
 speak about), counterfactual re-balancing (swap every demographic term), counterfactual
 evaluation (variants of each held-out prompt) and the app's live probe.
 
-Swaps are word-boundary aware ("Al" never matches inside "Alpha"), case preserving
-("He" -> "She", "HIS" -> "HER") and use one consistent name table, so swapping twice gives
-the original text back for everything but the ambiguous "her" (his / him), which is resolved
-from the next word.
+Swaps are word-boundary aware ("Mark" never matches inside "Markus"), case preserving
+("He" -> "She", "HIS" -> "HER") and use one consistent name table (the i-th male name <-> the
+i-th female name), so swapping twice gives the original text back. The ambiguous pronouns are
+resolved from the next word: "her" is possessive before a noun ("her order" -> "his order")
+and an object otherwise ("thank her." -> "thank him.", "let her know" -> "let him know");
+"his" alone becomes "hers" ("the bag is his." -> "the bag is hers."). First names are only
+names when capitalised ("mark my order" stays), so a capitalised verb that is also a name
+("Mark my words") is swapped: a known limit of a word list without a parser.
 """
 
 from __future__ import annotations
