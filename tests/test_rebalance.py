@@ -133,3 +133,30 @@ def test_json_round_trip_of_output(demo_dir: Path, tmp_path: Path) -> None:
     out = rebalance_file(demo_dir / "train.jsonl", tmp_path / "cf.jsonl", "counterfactual")
     for line in out.read_text().splitlines():
         json.loads(line)
+
+
+def test_validate_does_not_warn_about_a_rows_own_copies(tmp_path: Path) -> None:
+    topics = ["a refund for the blue kettle that leaks at the handle every single morning",
+              "the tracking number of the parcel that went to my old address in another town",
+              "which tent is warm enough for a week of camping in the mountains in winter",
+              "changing the size of the running shoes ordered last Tuesday for a larger pair"]
+    names = ["James", "Mary", "Robert", "Linda"]
+    rows = [{"prompt": f"Hi, I'm {n}. I need help with {t}.", "completion": f"Sure, about {t}.",
+             "id": f"r{i}", "label": "yes" if i < 3 else "no"}
+            for i, (n, t) in enumerate(zip(names, topics, strict=True))]
+    src = tmp_path / "src.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = validate(src, base=None)
+    assert not any(f.check in ("exact_duplicates", "near_duplicates") for f in plain.findings)
+    for method in ("counterfactual", "upsample"):
+        out = rebalance_file(src, tmp_path / f"{method}.jsonl", method, by="label")
+        report = validate(out, base=None)
+        checks = {f.check for f in report.findings}
+        assert "exact_duplicates" not in checks and "near_duplicates" not in checks, method
+        assert report.duplicates["augmented_groups"] > 0
+    # The same copies without their provenance are duplicates like any other.
+    stripped = tmp_path / "stripped.jsonl"
+    stripped.write_text("".join(
+        json.dumps({k: v for k, v in r.items() if k not in ("augmented", "source_id", "id")})
+        + "\n" for r in _rows(tmp_path / "upsample.jsonl")))
+    assert any(f.check == "exact_duplicates" for f in validate(stripped, base=None).findings)

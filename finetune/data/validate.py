@@ -272,6 +272,15 @@ def _token_stats(
     return result, findings, errors
 
 
+def _family(row: _Parsed) -> object:
+    """The original a row was made from by ``finetune rebalance``, else the row itself."""
+    if row.data.get("augmented") and row.data.get("source_id") is not None:
+        return ("id", str(row.data["source_id"]))
+    if row.data.get("id") is not None:
+        return ("id", str(row.data["id"]))
+    return ("line", row.line)
+
+
 def _duplicates(rows: list[_Parsed], threshold: float, path: str) -> tuple[dict, list[Finding]]:
     prompt_keys = [dedup.text_key(_prompt_text(r, system=True)) for r in rows]
     answer_keys = [dedup.text_key(r.answer) for r in rows]
@@ -291,14 +300,19 @@ def _duplicates(rows: list[_Parsed], threshold: float, path: str) -> tuple[dict,
     members: dict[bytes, list[int]] = {}
     for i, key in enumerate(body_keys):
         members.setdefault(key, []).append(i)
-    near_clusters = []
-    for cluster in clusters_u:
-        idx = sorted(i for u in cluster for i in members[body_keys[uniq[u]]])
-        near_clusters.append([rows[i].line for i in idx])
-    near_clusters.sort(key=lambda c: (-len(c), c[0]))
+    near_idx = [sorted(i for u in c for i in members[body_keys[uniq[u]]]) for c in clusters_u]
+    # A row and the copies `finetune rebalance` made of it are duplicates by design: groups
+    # made only of one such family are counted apart, not warned about.
+    families = [_family(r) for r in rows]
+    augmented = sum(1 for g in exact + near_idx if len({families[i] for i in g}) == 1)
+    exact = [g for g in exact if len({families[i] for i in g}) > 1]
+    near_idx = [g for g in near_idx if len({families[i] for i in g}) > 1]
+    near_clusters = sorted(([rows[i].line for i in g] for g in near_idx),
+                           key=lambda c: (-len(c), c[0]))
     exact_lines = [[rows[i].line for i in g] for g in exact]
     conflict_lines = [[rows[i].line for i in g] for g in conflict]
     result = {
+        "augmented_groups": augmented,
         "exact_groups": len(exact),
         "exact_rows": sum(len(g) - 1 for g in exact),
         "exact_examples": exact_lines[:MAX_EXAMPLES],
