@@ -514,6 +514,15 @@ def validate(
 
     rows, row_errors, n_rows = _read(data, progress, "reading")
     findings: list[Finding] = []
+    # Bad options and an unreadable held-out file fail before the slow checks run.
+    if group_field is not None and rows and not any(group_field in r.data for r in rows):
+        raise UsageError(f"--group-field {group_field}: no row of {path} has this field")
+    if label_field is not None and rows and not any(label_field in r.data for r in rows):
+        raise UsageError(f"--label-field {label_field}: no row of {path} has this field")
+    held: list[_Parsed] = []
+    held_errors: list[dict[str, Any]] = []
+    if heldout is not None:
+        held, held_errors, _ = _read(heldout, progress, "reading held-out")
     lap("read")
 
     if tokenizer is None and base is not None:
@@ -535,7 +544,6 @@ def validate(
 
     leakage = None
     if heldout is not None:
-        held, held_errors, _ = _read(heldout, progress, "reading held-out")
         if held_errors:
             row_errors.extend(held_errors)
             findings.append(Finding(
@@ -552,10 +560,6 @@ def validate(
     lap("pii")
 
     # Label field and bias audit.
-    if group_field is not None and rows and not any(group_field in r.data for r in rows):
-        raise UsageError(f"--group-field {group_field}: no row of {path} has this field")
-    if label_field is not None and rows and not any(label_field in r.data for r in rows):
-        raise UsageError(f"--label-field {label_field}: no row of {path} has this field")
     label_name = label_field or (
         DEFAULT_LABEL_FIELD if any(DEFAULT_LABEL_FIELD in r.data for r in rows) else None)
     labels = None
