@@ -4,7 +4,10 @@ Runs the app's own streaming path (``tuneproof_app.compare.stream_answers`` over
 engine's mixed-adapter ``stream``), alternating 1-model and 3-model requests so both see the
 same machine load, and reports medians. Goal: 3-model TTFT <= 1.2x the 1-model TTFT.
 
-    python bench/app_latency.py [--runs DIR] [--base tiny] [--repeats 30] [--threads 1]
+    python bench/app_latency.py [--runs DIR] [--base tiny] [--repeats 30] [--threads 1] [--write]
+
+``--write`` puts the figures in the ``## app`` section of bench/RESULTS.md (other sections are
+left as they are).
 
 Without ``--runs`` it serves two random-init LoRA adapters on the base (no training needed;
 latency does not depend on what an adapter learned).
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -44,6 +48,40 @@ def random_adapters(base: str, out: Path) -> dict[str, Path]:
     return dirs
 
 
+def prefill_ms(engine, ctx, models: list[str], repeats: int = 30) -> float:  # noqa: ANN001
+    """Median time of one forward pass over the prompt, one row per model (mixed adapters)."""
+    import torch
+
+    from tuneproof_app.compare import conversation
+
+    ids = engine.encode_prompt(conversation(SYSTEM, [], MESSAGE))
+    batch = torch.tensor([ids] * len(models), device=engine.device)
+    names = [ctx.engine_name(m) for m in models]
+    kwargs = {"adapter_names": names} if engine.is_peft else {}
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            engine.model(input_ids=batch, attention_mask=torch.ones_like(batch), **kwargs)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def write_section(body: str, command: str) -> None:
+    """Replace (or add) the ``## app`` section of bench/RESULTS.md."""
+    from finetune.artifacts import atomic_write_text
+
+    path = Path(__file__).resolve().parent / "RESULTS.md"
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
+    section = f"## app\n\nCommand: `{command}`\n\n{body}\n"
+    pattern = re.compile(r"^## app\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    atomic_write_text(path, text)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base", default="tiny")
@@ -52,7 +90,9 @@ def main() -> int:
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None)
+    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md (## app)")
     args = p.parse_args()
+    load_at_start = os.getloadavg()
 
     import torch
 
@@ -83,8 +123,8 @@ def main() -> int:
         convs = [conversation(SYSTEM, [], MESSAGE)] * len(models)
         t0 = time.perf_counter()
         ttft = None
-        for texts, _, _ in stream_answers(ctx, convs, models, config):
-            if ttft is None and any(texts):
+        for _ in stream_answers(ctx, convs, models, config):
+            if ttft is None:  # the first update carries every column's first token
                 ttft = time.perf_counter() - t0
         return ttft or float("nan"), time.perf_counter() - t0
 
@@ -112,21 +152,43 @@ def main() -> int:
 
     med = {k: (statistics.median(t for t, _ in v), statistics.median(s for _, s in v))
            for k, v in times.items()}
+    prefill = {k: prefill_ms(engine, ctx, models) for k, (run, models) in runners.items()
+               if run is once}
     mixed = med["3 models, one mixed batch"]
     ratios = {k: (mixed[0] / med[k][0], mixed[1] / med[k][1])
               for k in ("1 model (base)", "1 model (adapter)")}
-    print(f"base={args.base} device={engine.device} threads={torch.get_num_threads()} "
-          f"repeats={args.repeats} max_new_tokens={args.max_new_tokens} "
-          f"python={platform.python_version()} torch={torch.__version__}")
-    print("| setup | median TTFT, last column (ms) | TTFT p25-p75 (ms) | median total (ms) |")
-    print("| --- | --- | --- | --- |")
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, torch {torch.__version__}; base `{args.base}` on "
+        f"{engine.device}, {torch.get_num_threads()} torch thread(s); load average at start "
+        + ", ".join(f"{x:.1f}" for x in load_at_start)
+        + " (1, 5, 15 min; the machine is shared with other jobs).",
+        "",
+        f"{args.repeats} rounds of each setup, interleaved; greedy, {args.max_new_tokens} new "
+        "tokens; TTFT is the time until the app's first update, which carries the first token of "
+        "every column (of the last column when the models run one after another).",
+        "",
+        "| setup | median TTFT (ms) | TTFT p25-p75 (ms) | median total (ms) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for k, (ttft, total) in med.items():
         q = statistics.quantiles([t for t, _ in times[k]], n=4)
-        print(f"| {k} | {ttft * 1000:.1f} | {q[0] * 1000:.1f}-{q[2] * 1000:.1f} | "
-              f"{total * 1000:.1f} |")
+        lines.append(f"| {k} | {ttft * 1000:.1f} | {q[0] * 1000:.1f}-{q[2] * 1000:.1f} | "
+                     f"{total * 1000:.1f} |")
+    lines.append("")
+    lines.append("Where the first token's time goes: one prefill forward pass of the prompt "
+                 f"({len(engine.encode_prompt(conversation(SYSTEM, [], MESSAGE)))} tokens), "
+                 "median of 30, no generation loop: "
+                 + "; ".join(f"{k} {v:.1f} ms" for k, v in prefill.items()) + ".")
+    lines.append("")
     for k, (r_ttft, r_total) in ratios.items():
-        print(f"3 models vs {k}: TTFT ratio {r_ttft:.2f} (goal <= 1.2: "
-              f"{'met' if r_ttft <= 1.2 else 'NOT met'}), total ratio {r_total:.2f}")
+        verdict = "met" if r_ttft <= 1.2 else "not met"
+        lines.append(f"- 3 models in one mixed batch vs {k}: TTFT x{r_ttft:.2f} (goal <= 1.2: "
+                     f"{verdict}), total x{r_total:.2f}")
+    report = "\n".join(lines)
+    print(report)
+    if args.write:
+        write_section(report, " ".join(["python bench/app_latency.py", *sys.argv[1:]]))
     return 0
 
 

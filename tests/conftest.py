@@ -110,3 +110,14 @@ def launch_app(app_engine, app_runs_dir: Path, demo_dir: Path, tmp_path: Path):
     yield launch
     for blocks in launched:
         blocks.close()
+
+
+@pytest.fixture(scope="session")
+def built_demo(tuneproof_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole demo (data, biased and fair adapters, evaluation) built once per session
+    with ``evalsuite.demo_pipeline.build_demo``; copy it before changing anything in it."""
+    from evalsuite.demo_pipeline import build_demo
+
+    workdir = tmp_path_factory.mktemp("built_demo")
+    build_demo(workdir, seed=0)
+    return workdir

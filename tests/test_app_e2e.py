@@ -1,7 +1,13 @@
-"""`python app.py` on a fresh machine: builds the demo with visible progress, then serves it;
-a second start reuses the demo."""
+"""`python app.py` with no adapters: builds the demo with visible progress, then serves it; a
+second start reuses the demo.
+
+Training the two adapters is what ``built_demo`` (shared with the demo-pipeline tests) already
+did once per session; this test starts from a copy of it without the evaluation, so the app
+really calls ``build_demo`` (which reuses finished steps and re-runs the evaluation).
+"""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -42,7 +48,10 @@ def _wait_serving(proc, url, log_path, timeout):
 
 
 @pytest.mark.slow
-def test_fresh_start_builds_the_demo_then_serves_and_reuses_it(tmp_path, tuneproof_home):
+def test_start_without_adapters_builds_the_demo_then_serves_and_reuses_it(
+        tmp_path, tuneproof_home, built_demo):
+    shutil.copytree(built_demo, tmp_path / "demo")
+    shutil.rmtree(tmp_path / "demo" / "eval")
     log_path = tmp_path / "app.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -62,7 +71,8 @@ def test_fresh_start_builds_the_demo_then_serves_and_reuses_it(tmp_path, tunepro
             proc.terminate()
             proc.wait(timeout=60)
     text = log_path.read_text()
-    assert "building the demo" in text and "demo [100%] demo ready" in text
+    assert "building the demo" in text and "evaluating base, biased and fair" in text
+    assert "demo [100%] demo ready" in text
     assert (tmp_path / "demo" / "eval" / "results.json").is_file()
     assert (tmp_path / "demo" / "runs" / "fair" / "adapter" / "adapter_config.json").is_file()
 

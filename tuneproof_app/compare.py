@@ -16,7 +16,7 @@ N_COLUMNS = 1 + MAX_ADAPTERS
 EMPTY = "*(no visible text)*"
 """Shown for an answer that is empty or whitespace only; read back as an empty answer."""
 STREAM_EVERY_S = 0.05
-"""Least time between two UI updates while streaming; the last update is always sent."""
+"""Least time between two UI updates while streaming; the first and last are always sent."""
 
 
 def content_text(content: Any) -> str:
@@ -82,7 +82,7 @@ def stream_answers(
     last = [0.0] * len(models)
     n_tokens = [0] * len(models)
     texts = [""] * len(models)
-    sent = 0.0
+    sent = -STREAM_EVERY_S  # the first step goes out at once: it is the time to first token
     for k, step in enumerate(steps, start=1):
         now = time.perf_counter() - t0
         for j, text in enumerate(step):
