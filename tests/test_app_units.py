@@ -17,7 +17,9 @@ def test_registry_lists_runs_by_name_and_refuses_paths(app_runs_dir, tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(app_runs_dir, runs)
     (runs / "not-a-run").mkdir()  # no run.json, no adapter: ignored
-    shutil.copytree(app_runs_dir / "fair", runs / "bad name!")
+    shutil.copytree(app_runs_dir / "fair", runs / "bad")
+    (runs / "bad" / "run.json").write_text('{"name": "bad name!"}')
+    shutil.copytree(app_runs_dir / "fair", runs / "zz-copy")  # claims the name "fair" again
     reg = Registry(runs)
     assert reg.names() == ["biased", "fair"]
     assert reg.get("fair").adapter_dir == runs / "fair" / "adapter"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from finetune.artifacts import list_runs
 from finetune.errors import UsageError
+
+log = logging.getLogger("tuneproof_app")
 
 BASE_LABEL = "base"
 """How the app names the base model; the engine calls it ``evalsuite.engine.BASE``."""
@@ -26,25 +29,12 @@ class Adapter:
 
 
 def _scan(runs_dir: Path) -> list[Adapter]:
-    try:
-        from finetune.artifacts import list_runs
-    except ImportError:  # the run registry is not in this checkout yet: read the layout
-        return _scan_layout(runs_dir)
+    """The finished runs of ``runs_dir`` (THE run registry) that hold a PEFT adapter."""
     found = []
     for info in list_runs(runs_dir):
         if (Path(info.adapter_dir) / "adapter_config.json").is_file():
             found.append(Adapter(info.name, Path(info.adapter_dir), Path(info.path),
                                  dict(info.run)))
-    return found
-
-
-def _scan_layout(runs_dir: Path) -> list[Adapter]:
-    found = []
-    for run in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        if (run / "adapter" / "adapter_config.json").is_file():
-            meta = run / "run.json"
-            info = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
-            found.append(Adapter(run.name, run / "adapter", run, info))
     return found
 
 
@@ -62,10 +52,13 @@ class Registry:
 
     def refresh(self) -> None:
         """Re-read the runs directory; adapters with unusable names are left out."""
-        found = _scan(self.runs_dir) if self.runs_dir.is_dir() else []
-        self._adapters = {
-            a.name: a for a in found if _NAME.match(a.name) and a.name != BASE_LABEL
-        }
+        self._adapters = {}
+        for a in _scan(self.runs_dir) if self.runs_dir.is_dir() else []:
+            if not _NAME.match(a.name) or a.name == BASE_LABEL or a.name in self._adapters:
+                log.warning("runs registry: skipping %s (name %r unusable or taken)",
+                            a.run_dir, a.name)
+                continue
+            self._adapters[a.name] = a
 
     def names(self) -> list[str]:
         """Adapter names, sorted."""
