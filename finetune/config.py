@@ -35,6 +35,8 @@ class LoraSection(_Section):
     """Dropout on the LoRA input."""
     target_modules: str | list[str] = "all-linear"
     """Modules to adapt: ``all-linear`` (every linear layer but the output head) or a list."""
+    modules_to_save: list[str] | None = None
+    """Modules trained fully and saved with the adapter (e.g. ``[norm]``: every norm weight)."""
     use_dora: bool = False
     """Weight-decomposed LoRA (DoRA)."""
     use_rslora: bool = False

@@ -222,6 +222,7 @@ def build_model(config: TrainConfig, device: str) -> tuple[Any, Any]:
         target_modules=config.lora.target_modules,
         use_dora=config.lora.use_dora,
         use_rslora=config.lora.use_rslora,
+        modules_to_save=config.lora.modules_to_save,
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -511,6 +512,7 @@ def train(
         remove_unused_columns=False,
         disable_tqdm=not progress,
         ddp_find_unused_parameters=False,
+        prediction_loss_only=True,
     )
     metrics_log, quiet_progress = _callback_classes()
     cbs: list[Any] = [metrics_log(work / "metrics.jsonl", echo=progress), *callbacks]
@@ -624,6 +626,40 @@ def train(
     return run_dir
 
 
+def accepts_logits_to_keep(model: Any) -> bool:
+    """Whether the (possibly peft-wrapped) model's forward takes ``logits_to_keep``."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
+def target_only_loss(model: Any, inputs: dict[str, Any],
+                     num_items_in_batch: Any = None) -> tuple[Any, Any]:
+    """The causal-LM loss, computing logits only where a label follows.
+
+    Loss is on assistant tokens only, so most positions' logits (the vocabulary projection
+    and its softmax) are never used; ``logits_to_keep`` skips them. Same value as the model's
+    own loss: summed cross-entropy over labelled tokens, divided by ``num_items_in_batch``
+    (the Trainer's count across gradient accumulation) or by this batch's count.
+    """
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    keep = (labels[:, 1:] != IGNORE_INDEX).any(0).nonzero().squeeze(1)
+    rest = {k: v for k, v in inputs.items() if k != "labels"}
+    outputs = model(**rest, logits_to_keep=keep)
+    logits = outputs.logits.float()
+    targets = labels[:, keep + 1]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=IGNORE_INDEX, reduction="sum")
+    if num_items_in_batch is None:
+        num_items_in_batch = (targets != IGNORE_INDEX).sum()
+    if hasattr(num_items_in_batch, "to"):
+        num_items_in_batch = num_items_in_batch.to(loss.device)
+    return loss / num_items_in_batch, outputs
+
+
 class _Trainer:
     """Builds a ``Trainer`` subclass (transformers is imported lazily).
 
@@ -639,6 +675,16 @@ class _Trainer:
                 super().__init__(**kw)
                 self.eval_seconds = 0.0
                 self.initial_tokens = 0
+                self.sparse_logits = accepts_logits_to_keep(self.model)
+
+            def compute_loss(self, model, inputs, return_outputs=False,  # noqa: ANN001, ANN202
+                             num_items_in_batch=None):  # noqa: ANN001
+                if not self.sparse_logits:
+                    return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+                loss, outputs = target_only_loss(model, inputs, num_items_in_batch)
+                if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                    loss = loss * self.accelerator.num_processes
+                return (loss, outputs) if return_outputs else loss
 
             def _get_train_sampler(self, train_dataset=None):  # noqa: ANN001, ANN202
                 if not grouped:

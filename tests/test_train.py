@@ -174,3 +174,28 @@ def test_data_errors_stop_training_unless_forced(demo_dir: Path, tmp_path: Path,
                  "optim.max_steps=1", "eval.every_steps=1"]) == 0
     run = json.loads((runs / "smoke" / "run.json").read_text())
     assert run["dropped_rows"]["invalid"] == [25] and run["n_train_rows"] == 24
+
+
+@pytest.mark.parametrize("padding_free", [False, True])
+def test_target_only_loss_equals_full_loss(demo_dir: Path, tmp_path: Path,
+                                           padding_free: bool) -> None:
+    import torch
+
+    from finetune.train import Collator, build_model, encode_file, target_only_loss
+
+    cfg = load_config(small_config(tmp_path, demo_dir, n_train=6), ["device=cpu"])
+    model, tok = build_model(cfg, "cpu")
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.normal_(0, 0.05)  # LoRA B starts at zero; make the adapter matter
+    rows = encode_file(cfg.train_data, tok, cfg).rows
+    batch = Collator(tok.pad_token_id, padding_free=padding_free)(rows)
+    with torch.no_grad():
+        full = model(**batch).loss
+        sparse, out = target_only_loss(model, batch)
+        n = int((batch["labels"] != IGNORE_INDEX).sum())
+        summed, _ = target_only_loss(model, batch, num_items_in_batch=torch.tensor(2 * n))
+    assert out.logits.shape[1] < batch["input_ids"].shape[1]
+    assert torch.allclose(full, sparse, atol=1e-5)
+    assert torch.allclose(summed * 2, sparse, atol=1e-5)

@@ -1,0 +1,98 @@
+"""TrainConfig: YAML + overrides, one-line errors, shipped configs load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from finetune.cli import main
+from finetune.config import TrainConfig, describe_fields, load_config, parse_override
+from finetune.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "data.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_demo_config_loads_with_relative_paths(demo_dir: Path) -> None:
+    cfg = load_config(demo_dir / "train.yaml")
+    assert cfg.name == "biased" and cfg.method == "lora"
+    assert Path(cfg.train_data) == (demo_dir / "train.jsonl").resolve()
+    assert Path(cfg.heldout_data) == (demo_dir / "heldout.jsonl").resolve()
+    assert cfg.lora.target_modules == "all-linear"
+
+
+def test_every_shipped_train_config_loads(demo_dir: Path) -> None:
+    shipped = [p for p in REPO.rglob("*.yaml")
+               if ".venv" not in p.parts and "train_data:" in p.read_text(errors="ignore")]
+    for path in shipped:
+        assert isinstance(load_config(path), TrainConfig), path
+
+
+def test_overrides_reach_into_sections(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "train_data: data.jsonl\n"),
+                      ["optim.lr=1e-3", "lora.r=8", "name=fair", "lora.use_dora=true",
+                       "lora.target_modules=[q_proj,v_proj]", "report_to=none"])
+    assert cfg.optim.lr == pytest.approx(1e-3) and cfg.lora.r == 8 and cfg.name == "fair"
+    assert cfg.lora.use_dora is True and cfg.lora.target_modules == ["q_proj", "v_proj"]
+    assert cfg.report_to == []
+
+
+def test_yaml_scientific_notation_is_a_number(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "train_data: data.jsonl\noptim:\n  lr: 1e-3\n"))
+    assert cfg.optim.lr == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "expected"),
+    [
+        ("train_data: data.jsonl\nlr: 0.1\n", [], "c.yaml:2: lr: unknown key"),
+        ("train_data: data.jsonl\noptim:\n  lr: fast\n", [], "c.yaml:3: optim.lr: "),
+        ("train_data: data.jsonl\nmethod: adapters\n", [], "c.yaml:2: method: "),
+        ("train_data: data.jsonl\n", ["optim.epochs=-1"], "command line: optim.epochs: "),
+        ("train_data: data.jsonl\n", ["lora.rank=4"], "command line: lora.rank: unknown key"),
+        ("name: x\n", [], "c.yaml: train_data: required key is missing"),
+        ("train_data: [unclosed\n", [], "c.yaml:2: not valid YAML"),
+        ("train_data: data.jsonl\n", ["novalue"], "novalue: expected key=value"),
+    ],
+)
+def test_bad_configs_are_one_line_errors(tmp_path: Path, text: str, overrides: list[str],
+                                         expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(UsageError) as info:
+        load_config(path, overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    assert expected in message
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write(tmp_path, "train_data: data.jsonl\noptim:\n  batch_size: many\n")
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "optim.batch_size" in err and "c.yaml:3" in err
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_sweep_space_is_validated(tmp_path: Path) -> None:
+    ok = write(tmp_path, "train_data: data.jsonl\nsweep:\n  params:\n"
+                         "    optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n")
+    assert load_config(ok).sweep.params["optim.lr"].log is True
+    bad = write(tmp_path, "train_data: data.jsonl\nsweep:\n  params:\n"
+                          "    optim.learning: {type: float, low: 0.1, high: 0.2}\n")
+    with pytest.raises(UsageError, match="unknown config key 'optim.learning'"):
+        load_config(bad)
+
+
+def test_parse_override_and_help() -> None:
+    assert parse_override("optim.lr=2e-4") == (["optim", "lr"], 2e-4)
+    assert parse_override("name=fair") == (["name"], "fair")
+    lines = describe_fields()
+    assert any(line.strip().startswith("optim.lr (") and "learning rate" in line
+               for line in lines)
