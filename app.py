@@ -56,9 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="arena votes SQLite file (TUNEPROOF_VOTES; default "
                         "$TUNEPROOF_HOME/arena/votes.sqlite)")
     p.add_argument("--host", default=_env("TUNEPROOF_HOST", _env("GRADIO_SERVER_NAME",
-                                                                 "127.0.0.1")))
+                                                                 "127.0.0.1")),
+                   help="address to listen on (TUNEPROOF_HOST or GRADIO_SERVER_NAME; "
+                        "default 127.0.0.1, 0.0.0.0 to serve the network)")
     p.add_argument("--port", type=int,
-                   default=_env_int(("TUNEPROOF_PORT", "GRADIO_SERVER_PORT"), 7860))
+                   default=_env_int(("TUNEPROOF_PORT", "GRADIO_SERVER_PORT"), 7860),
+                   help="port (TUNEPROOF_PORT or GRADIO_SERVER_PORT; default 7860)")
     p.add_argument("--auth", default=_env("TUNEPROOF_AUTH"),
                    help="USER:PASS to require a login (TUNEPROOF_AUTH)")
     p.add_argument("--device", default=_env("TUNEPROOF_DEVICE"), help="cpu, cuda... (default auto)")
