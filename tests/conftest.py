@@ -115,9 +115,14 @@ def launch_app(app_engine, app_runs_dir: Path, demo_dir: Path, tmp_path: Path):
 @pytest.fixture(scope="session")
 def built_demo(tuneproof_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole demo (data, biased and fair adapters, evaluation) built once per session
-    with ``evalsuite.demo_pipeline.build_demo``; copy it before changing anything in it."""
+    with ``evalsuite.demo_pipeline.build_demo``; copy it before changing anything in it.
+
+    ``TUNEPROOF_BUILT_DEMO=DIR`` points at a seed-0 demo built earlier (e.g. by ``make demo``);
+    ``build_demo`` then reuses its finished steps instead of training again.
+    """
     from evalsuite.demo_pipeline import build_demo
 
-    workdir = tmp_path_factory.mktemp("built_demo")
+    given = os.environ.get("TUNEPROOF_BUILT_DEMO")
+    workdir = Path(given) if given else tmp_path_factory.mktemp("built_demo")
     build_demo(workdir, seed=0)
     return workdir
