@@ -124,6 +124,8 @@ def test_vote_lands_in_sqlite_and_moves_the_leaderboard(launch_app, tmp_path):
     assert ratings[row[1]][5] > 1000 > ratings[row[2]][5]  # and its Elo moved up
     with pytest.raises(Exception, match="already has a vote"):
         client.predict(round_id, api_name="/vote_right")
+    fresh = Client(url, verbose=False).predict(api_name="/leaderboard_on_load")[0]
+    assert {r[0]: r[1] for r in fresh["data"]}[row[1]] == 1  # a page opened later sees it
 
 
 def test_arena_walk_goes_through_heldout_prompts(launch_app, demo_dir):

@@ -43,11 +43,14 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         with gr.Tab("Compare", id="compare"):
             _compare_tab(ctx)
         with gr.Tab("Arena", id="arena"):
-            _arena_tab(ctx)
+            boards = _arena_tab(ctx)
         with gr.Tab("Counterfactual probe", id="probe"):
             _probe_tab(ctx)
         with gr.Tab("Reports", id="reports"):
             _reports_tab(ctx)
+        # a page opened later shows the votes cast since the app started
+        demo.load(friendly(partial(arena.tables, ctx)), None, list(boards),
+                  api_name="leaderboard_on_load", concurrency_id="votes", concurrency_limit=8)
     return demo
 
 
@@ -113,7 +116,7 @@ def _compare_tab(ctx: AppContext) -> None:
                    api_name="swap_demographics")
 
 
-def _arena_tab(ctx: AppContext) -> None:
+def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any]:
     gr.Markdown("Two models drawn at random answer blind, on random sides. Vote, then see "
                 "who was who. The walk mode goes through the held-out prompts in order.")
     with gr.Row():
@@ -156,6 +159,7 @@ def _arena_tab(ctx: AppContext) -> None:
                      concurrency_id="votes", concurrency_limit=8)
     refresh.click(friendly(partial(arena.tables, ctx)), None, [board_df, pairs_df, verdicts_df],
                   api_name="leaderboard", concurrency_id="votes", concurrency_limit=8)
+    return board_df, pairs_df, verdicts_df
 
 
 def _probe_tab(ctx: AppContext) -> None:
