@@ -537,9 +537,10 @@ def train(
         torch.cuda.reset_peak_memory_stats()
 
     # -- 5. train ------------------------------------------------------------------------
-    train_started = time.perf_counter()
+    train_started, cpu_started = time.perf_counter(), time.process_time()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - train_started
+    train_cpu_seconds = time.process_time() - cpu_started
     _barrier(world_size)
     if not is_main:
         return run_dir
@@ -586,6 +587,7 @@ def train(
         "train_state_bytes": _state_bytes(model, trainer.optimizer),
         "wall_time_s": round(time.perf_counter() - started, 3),
         "train_time_s": round(train_seconds, 3),
+        "train_cpu_time_s": round(train_cpu_seconds, 3),
         "eval_time_s": round(trainer.eval_seconds, 3),
         "train_tokens": int(tokens),
         "tokens_per_s": round(tokens / loop_seconds, 1),

@@ -1,0 +1,128 @@
+"""LoRA vs full fine-tuning, side by side: what each costs and what it reaches.
+
+Both run through ``finetune.train.train`` (so through the same data checks, batching and
+cost report) on the same demo rows, alternately, on the CPU. The usual claim is that LoRA
+halves the cost; this prints what we measure: trainable parameters, the bytes of weights +
+gradients + optimiser state, peak RSS, tokens/s (wall and CPU) and the final held-out loss.
+
+``--base`` may be a local model folder; the default ``tiny`` (0.7M parameters) is so small
+that fixed per-step costs dominate. ``--write`` records the figures in bench/RESULTS.md under
+"## train: LoRA vs full".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SECTION = "## train: LoRA vs full"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_run(method: str, args: argparse.Namespace, tmp: Path) -> dict:
+    """Train in a fresh process, so peak RSS belongs to that method alone."""
+    code = (
+        "import json, sys\n"
+        "from finetune.config import config_from_dict\n"
+        "from finetune.train import train\n"
+        "cfg = config_from_dict(json.loads(sys.argv[1]))\n"
+        "print(train(cfg, runs_dir=sys.argv[2], progress=False, overwrite=True))\n"
+    )
+    cfg = {
+        "name": method, "base": args.base, "train_data": str(tmp / "data" / "train.jsonl"),
+        "heldout_data": str(tmp / "data" / "heldout.jsonl"), "max_seq_len": 128,
+        "method": method, "device": "cpu", "seed": 0, "logging_steps": 10**6,
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
+        "optim": {"lr": args.lr_lora if method == "lora" else args.lr_full,
+                  "epochs": args.epochs, "batch_size": args.batch_size},
+        "eval": {"every_steps": 10**6},
+    }
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(cfg), str(tmp / "runs")],
+                         env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    run_dir = Path(out.stdout.strip().splitlines()[-1])
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base", default="tiny")
+    p.add_argument("--n-train", type=int, default=512)
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr-lora", type=float, default=3e-3)
+    p.add_argument("--lr-full", type=float, default=1e-3)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--write", action="store_true")
+    args = p.parse_args()
+    from finetune.demo import DemoConfig, write_demo
+
+    load = os.getloadavg()
+    runs: dict[str, list[dict]] = {"lora": [], "full": []}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        write_demo(tmp / "data", DemoConfig(seed=0, n_train=args.n_train, n_heldout_pairs=50))
+        for _ in range(args.rounds):
+            for method in ("lora", "full"):
+                runs[method].append(one_run(method, args, tmp))
+                r = runs[method][-1]
+                print(f"{method}: {r['tokens_per_s']:.0f} tok/s, loss {r['final_eval_loss']:.4f}",
+                      flush=True)
+
+    def best(method: str, key: str) -> float:
+        return min(r[key] for r in runs[method]) if key != "tokens_per_s" else \
+            max(r[key] for r in runs[method])
+
+    def mib(n: float) -> str:
+        return f"{n / 2**20:.2f}"
+
+    rows = [
+        ("trainable params", lambda m: f"{runs[m][0]['trainable_params']:,}"),
+        ("total params", lambda m: f"{runs[m][0]['total_params']:,}"),
+        ("weights MiB", lambda m: mib(runs[m][0]["train_state_bytes"]["weights"])),
+        ("gradients MiB", lambda m: mib(runs[m][0]["train_state_bytes"]["gradients"])),
+        ("optimiser state MiB", lambda m: mib(runs[m][0]["train_state_bytes"]["optimizer"])),
+        ("weights+grads+optimiser MiB",
+         lambda m: mib(sum(runs[m][0]["train_state_bytes"].values()))),
+        ("peak RSS MiB (whole process)", lambda m: mib(best(m, "peak_memory_bytes"))),
+        ("tokens/s wall (best round)", lambda m: f"{best(m, 'tokens_per_s'):.0f}"),
+        ("tokens/CPU-s (best round)", lambda m: f"{max(r['train_tokens'] / r['train_cpu_time_s'] for r in runs[m]):.0f}"),  # noqa: E501
+        ("final held-out loss", lambda m: f"{runs[m][-1]['final_eval_loss']:.4f}"),
+        ("artefact", lambda m: f"{runs[m][0]['artifact']}/"),
+    ]
+    table = "| | LoRA | full |\n|---|---:|---:|\n" + "\n".join(
+        f"| {name} | {f('lora')} | {f('full')} |" for name, f in rows)
+    lo, fu = runs["lora"][0]["train_state_bytes"], runs["full"][0]["train_state_bytes"]
+    note = (f"LoRA / full: training state x{sum(lo.values()) / sum(fu.values()):.2f}, "
+            f"optimiser state x{lo['optimizer'] / max(fu['optimizer'], 1):.3f}, tokens/s x"
+            f"{best('lora', 'tokens_per_s') / best('full', 'tokens_per_s'):.2f}.")
+    print(table + "\n\n" + note)
+    if args.write:
+        import torch
+
+        cmd = "python bench/lora_vs_full.py " + " ".join(a for a in sys.argv[1:])
+        body = (
+            f"Command: `{cmd}`\n\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
+            f"torch {torch.__version__}; load average at start {load[0]:.1f}, {load[1]:.1f}, "
+            f"{load[2]:.1f} (shared machine). Base `{args.base}`, {args.n_train} demo rows, "
+            f"batch {args.batch_size}, {args.epochs} epochs, lr LoRA {args.lr_lora} / full "
+            f"{args.lr_full}; each run in its own process.\n\n{table}\n\n{note}\n"
+        )
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from train_throughput import write_section
+
+        write_section(body, SECTION)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
