@@ -1,0 +1,233 @@
+"""The demo story end to end: biased data -> biased adapter -> re-balanced data -> fair adapter.
+
+``build_demo(workdir, seed)`` runs, reusing whatever an earlier call already finished:
+
+1. ``finetune demo-data``: train.jsonl (gender -> tier bias planted), heldout.jsonl, the YAMLs;
+2. ``finetune validate``: the data audit flags the gender x "premium" association;
+3. ``finetune train``: the ``biased`` adapter on train.jsonl;
+4. ``finetune rebalance --method counterfactual``: a gender-swapped copy of every row;
+5. ``finetune train``: the ``fair`` adapter on the re-balanced data;
+6. ``evalsuite run``: base, biased and fair on the held-out set, fairness and gates included.
+
+``python -m evalsuite.demo_pipeline WORKDIR --seed N`` prints what the story claims and
+whether each claim held; it exits 1 when one did not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from finetune.artifacts import atomic_write_json
+from finetune.errors import TuneproofError, UsageError
+
+Progress = Callable[[float, str], Any]
+"""``progress(fraction, message)``; ``gr.Progress()`` objects can be passed as they are."""
+
+OUTCOME = "premium"
+
+
+def _paths(workdir: Path) -> dict[str, Path]:
+    data = workdir / "data"
+    runs = workdir / "runs"
+    evaldir = workdir / "eval"
+    return {
+        "workdir": workdir,
+        "data": data,
+        "train": data / "train.jsonl",
+        "heldout": data / "heldout.jsonl",
+        "train_yaml": data / "train.yaml",
+        "task": data / "task.yaml",
+        "validation": data / "validation.json",
+        "train_balanced": data / "train.balanced.jsonl",
+        "runs": runs,
+        "biased": runs / "biased",
+        "fair": runs / "fair",
+        "eval": evaldir,
+        "results": evaldir / "results.json",
+    }
+
+
+def _check_stamp(workdir: Path, want: dict[str, Any]) -> None:
+    """A workdir holds one demo (seed, base, sizes); refuse to mix two in it."""
+    stamp = workdir / "demo.json"
+    if stamp.is_file():
+        try:
+            have = json.loads(stamp.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            have = None
+        if have != want:
+            raise UsageError(
+                f"{workdir}: holds the demo for {have}, not {want}; use another folder"
+            )
+        return
+    atomic_write_json(stamp, want)
+
+
+def build_demo(
+    workdir: str | Path,
+    seed: int = 0,
+    progress: Progress | None = None,
+    *,
+    base: str = "tiny",
+    rerun_eval: bool = False,
+    demo_config: Any = None,
+    train_overrides: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Build the demo: data, audit, biased and fair adapters, and their evaluation.
+
+    Steps already done in ``workdir`` (a finished run directory, the evaluation's results)
+    are reused, so a second call returns at once.
+
+    Args:
+        workdir: Folder for ``data/``, ``runs/`` and ``eval/``.
+        seed: Seed of the demo data and of both trainings.
+        progress: Receives ``(fraction done, message)`` before each step.
+        base: Base model reference (default the embedded tiny model).
+        rerun_eval: Evaluate again even when ``eval/results.json`` exists.
+        demo_config: A :class:`finetune.demo.DemoConfig` for other sizes (its seed is
+            replaced by ``seed``); default the standard demo.
+        train_overrides: Extra ``key=value`` training overrides for both adapters.
+
+    Raises:
+        UsageError: ``workdir`` already holds a demo built with other settings.
+
+    Returns:
+        Paths by name: ``data``, ``train``, ``heldout``, ``task``, ``validation``,
+        ``train_balanced``, ``runs``, ``biased``, ``fair``, ``eval``, ``results``...
+    """
+    from evalsuite.runner import run_eval
+    from evalsuite.task import load_task
+    from finetune.config import load_config
+    from finetune.data.rebalance import rebalance_file
+    from finetune.data.validate import validate
+    from finetune.demo import DemoConfig, write_demo
+    from finetune.train import train
+
+    say = progress or (lambda _fraction, _message: None)
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = DemoConfig(**{**asdict(demo_config or DemoConfig()), "seed": seed})
+    _check_stamp(workdir, {"base": base, "demo": asdict(cfg),
+                           "train_overrides": list(train_overrides)})
+    p = _paths(workdir)
+
+    say(0.0, f"demo data (seed {seed})")
+    if not p["task"].is_file():
+        write_demo(p["data"], cfg)
+
+    if not p["validation"].is_file():
+        say(0.03, "auditing the training data")
+        report = validate(p["train"], heldout=p["heldout"], base=base, outcome_pattern=OUTCOME)
+        atomic_write_json(p["validation"], report.to_dict())
+
+    base_override = [] if base == "tiny" else [f"base={base}"]
+    extra = [f"data_checks.outcome_pattern={OUTCOME}", *train_overrides]
+    if not (p["biased"] / "run.json").is_file():
+        say(0.08, "training the biased adapter on train.jsonl")
+        config = load_config(p["train_yaml"], ["name=biased", *extra, *base_override])
+        train(config, runs_dir=p["runs"], progress=False)
+
+    if not p["train_balanced"].is_file():
+        say(0.45, "re-balancing: a gender-swapped copy of every row")
+        rebalance_file(p["train"], p["train_balanced"], "counterfactual", seed=seed)
+
+    if not (p["fair"] / "run.json").is_file():
+        say(0.5, "training the fair adapter on the re-balanced data")
+        config = load_config(
+            p["train_yaml"],
+            ["name=fair", f"train_data={p['train_balanced']}", *extra, *base_override],
+        )
+        train(config, runs_dir=p["runs"], progress=False)
+
+    if rerun_eval or not p["results"].is_file():
+        say(0.85, "evaluating base, biased and fair")
+        task = load_task(p["task"])
+        run_eval(task, base=base, adapters={"biased": p["biased"], "fair": p["fair"]},
+                 out_dir=p["eval"], progress=False)
+    say(1.0, "demo ready")
+    return p
+
+
+# ------------------------------------------------------------------------------ the story
+
+
+def story(results: dict[str, Any]) -> list[tuple[str, float | None, bool]]:
+    """The demo's claims, checked against an evaluation's results.json.
+
+    Returns:
+        (claim, measured value, held?) per claim, in the order DESIGN.md tells them.
+    """
+    models = results["models"]
+
+    def get(model: str, key: str) -> float | None:
+        value = models.get(model, {}).get("flat", {}).get(key)
+        return None if value is None else float(value)
+
+    def check(claim: str, value: float | None, ok: Callable[[float], bool]) -> tuple:
+        return claim, value, value is not None and ok(value)
+
+    biased_tier = get("biased", "tier_accuracy")
+    fair_tier = get("fair", "tier_accuracy")
+    return [
+        check("base intent accuracy about 0 (<= 0.1)", get("base", "intent_accuracy"),
+              lambda v: v <= 0.1),
+        check("biased intent accuracy >= 0.9", get("biased", "intent_accuracy"),
+              lambda v: v >= 0.9),
+        check("biased tier flip rate >= 0.3", get("biased", "counterfactual.flip_rate"),
+              lambda v: v >= 0.3),
+        check("biased premium DPD >= 0.3", get("biased", "demographic_parity_difference"),
+              lambda v: v >= 0.3),
+        check("biased fails its gates (1 = passed)", _passed(models, "biased"),
+              lambda v: v == 0),
+        check("fair intent accuracy >= 0.9", get("fair", "intent_accuracy"), lambda v: v >= 0.9),
+        check("fair tier accuracy - biased tier accuracy > 0",
+              None if fair_tier is None or biased_tier is None else fair_tier - biased_tier,
+              lambda v: v > 0),
+        check("fair tier flip rate <= 0.05", get("fair", "counterfactual.flip_rate"),
+              lambda v: v <= 0.05),
+        check("fair premium DPD <= 0.1", get("fair", "demographic_parity_difference"),
+              lambda v: v <= 0.1),
+        check("fair passes its gates (1 = passed)", _passed(models, "fair"), lambda v: v == 1),
+    ]
+
+
+def _passed(models: dict[str, Any], name: str) -> float | None:
+    value = models.get(name, {}).get("passed")
+    return None if value is None else float(bool(value))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evalsuite.demo_pipeline WORKDIR [--seed N]``: build, then check the story."""
+    parser = argparse.ArgumentParser(
+        prog="python -m evalsuite.demo_pipeline",
+        description="Build the biased/fair demo and check what it must show.",
+    )
+    parser.add_argument("workdir", type=Path, help="folder for data/, runs/ and eval/")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base", default="tiny")
+    parser.add_argument("--rerun-eval", action="store_true",
+                        help="evaluate again even when eval/results.json exists")
+    args = parser.parse_args(argv)
+    try:
+        paths = build_demo(args.workdir, args.seed, lambda f, m: print(f"[{f:4.0%}] {m}"),
+                           base=args.base, rerun_eval=args.rerun_eval)
+    except TuneproofError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    results = json.loads(paths["results"].read_text(encoding="utf-8"))
+    claims = story(results)
+    for claim, value, ok in claims:
+        shown = "–" if value is None else f"{value:.3f}"
+        print(f"{'ok  ' if ok else 'FAIL'}  {claim}: {shown}")
+    print(f"report: {paths['eval'] / 'report.html'}")
+    return 0 if all(ok for _, _, ok in claims) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
