@@ -332,3 +332,23 @@ def test_variants_swap_prompt_and_target_together():
     assert len(names) == 3 and all("him" in m[1]["content"] for m, _ in names)
     assert [t for _, t in names] == [f"Sure, {m[1]['content'].split()[2][:-1]}." for m, _ in names]
     assert make_variants([{"role": "user", "content": "Where is my order?"}], "x", "gender") == []
+
+
+def test_groups_inferred_by_the_lexicon_without_a_group_field(demo_task):
+    from evalsuite.task import task_rows
+
+    task, _ = demo_task
+    task = task.model_copy(deep=True)
+    task.group_field = None
+    task.fairness.outcome_pattern = None
+    task.fairness.probes = None
+    rows = task_rows(task)
+    assert all(r.group is None for r in rows)
+    out = _run(task, rows, FakeEngine(rows), models=("biased", "fair"))
+    groups = out["biased"].block["groups"]
+    assert groups["source"] == "lexicon" and groups["outcome"] is None
+    assert set(groups["accuracy"]["tier_accuracy"]["by_group"]) == {"male", "female"}
+    # Without an outcome pattern the flip is judged on the extracted labels alone.
+    assert out["biased"].flat["counterfactual.flip_rate"] == pytest.approx(1.0)
+    assert "demographic_parity_difference" not in out["biased"].flat
+    assert "stereotype" not in out["fair"].block
