@@ -565,11 +565,17 @@ def evaluate_fairness(
     from evalsuite.labels import extract
     from evalsuite.probes import load_probes
     from evalsuite.task import matches
-    from finetune.data.lexicon import infer_group
+    from finetune.data.lexicon import AXES, infer_group
+    from finetune.errors import UsageError, where
 
     spec = task.fairness
     if spec is None:
         return {}
+    for axis in spec.counterfactual_axes:
+        if axis not in AXES:
+            raise UsageError(where(getattr(task, "path", None) or "task", None,
+                                   "fairness.counterfactual_axes",
+                                   f"unknown axis {axis!r}; use {', '.join(AXES)}"))
     models = list(models)
     n_boot, seed = task.stats.n_boot, task.stats.seed
     extra = spec.model_extra or {}

@@ -352,3 +352,13 @@ def test_groups_inferred_by_the_lexicon_without_a_group_field(demo_task):
     assert out["biased"].flat["counterfactual.flip_rate"] == pytest.approx(1.0)
     assert "demographic_parity_difference" not in out["biased"].flat
     assert "stereotype" not in out["fair"].block
+
+
+def test_unknown_axis_is_a_one_line_usage_error(demo_task):
+    from finetune.errors import UsageError
+
+    task, rows = demo_task
+    task = task.model_copy(deep=True)
+    task.fairness.counterfactual_axes = ["gender", "age"]
+    with pytest.raises(UsageError, match=r"task.yaml: fairness.counterfactual_axes: unknown axis"):
+        _run(task, rows, FakeEngine(rows))
