@@ -541,6 +541,10 @@ def train(
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - train_started
     train_cpu_seconds = time.process_time() - cpu_started
+    # Held-out loss of the restored best model (checks that what is saved is the best); every
+    # process takes part, as evaluation gathers across them.
+    trainer.pop_callback(metrics_log)
+    final_eval = trainer.evaluate() if do_eval else {}
     _barrier(world_size)
     if not is_main:
         return run_dir
@@ -558,9 +562,6 @@ def train(
     best_step = None
     if state.best_model_checkpoint:
         best_step = int(Path(state.best_model_checkpoint).name.rsplit("-", 1)[1])
-    # Held-out loss of the restored best model: checks that what is saved is the best.
-    trainer.pop_callback(metrics_log)
-    final_eval = trainer.evaluate() if do_eval else {}
     run_info = {
         "name": config.name,
         "base": config.base,
