@@ -42,6 +42,13 @@ def _p(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def show_output(text: str) -> str:
+    """A model output as a table shows it: whitespace-only answers are named, not blank."""
+    if not text.strip():
+        return f"(blank: {len(text)} whitespace characters)" if text else "(empty)"
+    return text
+
+
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def cell(x: Any) -> str:
         return str(x).replace("|", "\\|").replace("\n", " ")
@@ -142,8 +149,8 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
             parts += ["No disagreements.", ""]
             continue
         parts += [_md_table(["id", "prompt", "target", "base", name],
-                            [[d["id"], d["prompt"], d["target"], d["base"], d["tuned"]]
-                             for d in items]), ""]
+                            [[d["id"], d["prompt"], d["target"], show_output(d["base"]),
+                              show_output(d["tuned"])] for d in items]), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -639,8 +646,8 @@ def render_html(results: dict[str, Any], predictions: list[dict[str, Any]]) -> s
             body.append("<p>No disagreements.</p>")
             continue
         body.append(_html_table(["id", "prompt", "target", "base", n],
-                                [[d["id"], d["prompt"], d["target"], d["base"], d["tuned"]]
-                                 for d in items], cls="disagreements"))
+                                [[d["id"], d["prompt"], d["target"], show_output(d["base"]),
+                                  show_output(d["tuned"])] for d in items], cls="disagreements"))
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Evaluation: {esc(task['name'])}</title><style>{_CSS}</style></head><body>"
             + "\n".join(body) + "</body></html>\n")

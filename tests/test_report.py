@@ -194,3 +194,11 @@ def test_no_adapters_checks_gates_on_the_base(tmp_path, demo_dir):
     assert result.failed_gates and result.failed_gates[0].startswith("base: em >= 0.5")
     assert result.results["comparisons"] == []
     assert Path(tmp_path / "o" / "report.html").is_file()
+
+
+def test_blank_outputs_are_named_in_tables():
+    from evalsuite.report import show_output
+
+    assert show_output("\n\n\n") == "(blank: 3 whitespace characters)"
+    assert show_output("") == "(empty)"
+    assert show_output("intent: refund") == "intent: refund"
