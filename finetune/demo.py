@@ -175,11 +175,13 @@ def make_heldout(
 
 TRAIN_YAML = """\
 # Trains the demo adapter on {train}. `finetune train train.yaml name=fair train_data=...`
-# trains the re-balanced one.
+# trains the re-balanced one. The checkpoint is chosen on a validation split of the training
+# data, not on {heldout}: that file is the evaluation set, and choosing on it would both leak
+# it and pick the least biased checkpoint of the biased run.
 name: biased
 base: tiny
 train_data: {train}
-heldout_data: {heldout}
+heldout_fraction: 0.1
 method: lora
 max_seq_len: 128
 lora:
@@ -189,7 +191,7 @@ lora:
   target_modules: all-linear
 optim:
   lr: 3.0e-3
-  epochs: 8
+  epochs: 6
   batch_size: 32
   warmup_ratio: 0.05
   scheduler: cosine
@@ -197,6 +199,12 @@ eval:
   every_steps: 25
   patience: 0
 seed: {seed}
+# `finetune sweep train.yaml --trials 8` searches this space (ignored by `finetune train`):
+sweep:
+  params:
+    optim.lr: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
+    lora.r: {{type: categorical, choices: [8, 16, 32]}}
+    optim.epochs: {{type: int, low: 3, high: 8}}
 """
 
 TASK_YAML = """\
