@@ -24,7 +24,10 @@ def test_demo_config_loads_with_relative_paths(demo_dir: Path) -> None:
     cfg = load_config(demo_dir / "train.yaml")
     assert cfg.name == "biased" and cfg.method == "lora"
     assert Path(cfg.train_data) == (demo_dir / "train.jsonl").resolve()
-    assert Path(cfg.heldout_data) == (demo_dir / "heldout.jsonl").resolve()
+    assert cfg.heldout_data is None and cfg.heldout_fraction > 0  # validation split
+    assert set(cfg.sweep.params) >= {"optim.lr", "lora.r"}
+    held = load_config(demo_dir / "train.yaml", [f"heldout_data={demo_dir / 'heldout.jsonl'}"])
+    assert Path(held.heldout_data) == (demo_dir / "heldout.jsonl").resolve()
     assert cfg.lora.target_modules == "all-linear"
 
 
