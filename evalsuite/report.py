@@ -347,7 +347,7 @@ def _svg_metric_chart(title: str, items: list[tuple[str, dict[str, Any]]]) -> st
         lo, hi = 0.0, 1.0
     width, left, bar_h, gap = 560, 150, 18, 8
     height = 30 + len(items) * (bar_h + gap) + 20
-    plot_w = width - left - 20
+    plot_w = width - left - 56  # room on the right for the value label
 
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * plot_w
@@ -361,12 +361,13 @@ def _svg_metric_chart(title: str, items: list[tuple[str, dict[str, Any]]]) -> st
         parts.append(f'<text x="{left - 6}" y="{y + 13}" font-size="12" '
                      f'text-anchor="end">{html.escape(name)}</text>')
         v = m.get("value")
+        a, b = m.get("ci_low"), m.get("ci_high")
         if isinstance(v, int | float) and math.isfinite(v):
             x0, x1 = sorted((x(0.0 if lo <= 0 else lo), x(v)))
             parts.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" '
                          f'height="{bar_h}" fill="{color}" opacity="0.8"/>')
-            parts.append(f'<text x="{x1 + 4:.1f}" y="{y + 13}" font-size="11">{_fmt(v)}</text>')
-        a, b = m.get("ci_low"), m.get("ci_high")
+            label_x = max(x1, x(b) if isinstance(b, int | float) else x1) + 4
+            parts.append(f'<text x="{label_x:.1f}" y="{y + 13}" font-size="11">{_fmt(v)}</text>')
         if isinstance(a, int | float) and isinstance(b, int | float):
             ym = y + bar_h / 2
             parts.append(f'<line class="ci" x1="{x(a):.1f}" x2="{x(b):.1f}" y1="{ym}" y2="{ym}" '
@@ -433,6 +434,8 @@ def _svg_group_bars(title: str, data: dict[str, dict[str, dict[str, Any]]]) -> s
     block = bar_h * len(groups) + 10
     height = 30 + block * len(data) + 20 + 16 * len(groups)
     plot_w = width - left - 60
+    values = [v.get("value") for per in data.values() for v in per.values()]
+    top = max([1.0, *(v for v in values if isinstance(v, int | float) and math.isfinite(v))])
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'role="img" aria-label="{html.escape(title)}">',
              f'<text x="4" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>']
@@ -444,7 +447,7 @@ def _svg_group_bars(title: str, data: dict[str, dict[str, dict[str, Any]]]) -> s
             v = per.get(g, {}).get("value")
             if not isinstance(v, int | float) or not math.isfinite(v):
                 continue
-            w = max(min(v, 1.0), 0.0) * plot_w
+            w = max(v / top, 0.0) * plot_w
             parts.append(f'<rect class="group-bar" x="{left}" y="{y + k * bar_h}" '
                          f'width="{w:.1f}" height="{bar_h - 2}" '
                          f'fill="{PALETTE[k % len(PALETTE)]}"/>')
