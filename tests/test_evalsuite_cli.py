@@ -86,3 +86,14 @@ def test_bad_task_yaml_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == (f"evalsuite run: error: {bad}:4: scorers[0].type: Input should be 'label', "
                    "'exact_match', 'rouge_l', 'semantic_similarity' or 'loss'")
+
+
+def test_adapter_specs():
+    from evalsuite.runner import parse_adapters
+    from finetune.errors import UsageError
+
+    got = parse_adapters(["fair=runs/x", "biased"], runs_dir="myruns")
+    assert got == {"fair": Path("runs/x"), "biased": Path("myruns/biased")}
+    for bad in (["=dir"], ["a="], ["base+few-shot=d"], ["__base__=d"]):
+        with pytest.raises(UsageError):
+            parse_adapters(bad)
