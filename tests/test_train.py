@@ -199,3 +199,20 @@ def test_target_only_loss_equals_full_loss(demo_dir: Path, tmp_path: Path,
     assert out.logits.shape[1] < batch["input_ids"].shape[1]
     assert torch.allclose(full, sparse, atol=1e-5)
     assert torch.allclose(summed * 2, sparse, atol=1e-5)
+
+
+def test_list_runs_registry(smoke_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from finetune.artifacts import list_runs
+
+    runs = tmp_path / "runs"
+    shutil.copytree(smoke_run, runs / "smoke")
+    (runs / ".other.partial").mkdir()
+    (runs / "not-a-run").mkdir()
+    found = list_runs(runs)
+    assert [r.name for r in found] == ["smoke"]
+    info = found[0]
+    assert info.adapter_dir == runs / "smoke" / "adapter" and info.adapter_dir.is_dir()
+    assert info.run["method"] == "lora" and info.metrics and "step" in info.metrics[0]
+    assert list_runs(tmp_path / "missing") == []
