@@ -165,7 +165,8 @@ def test_probe_returns_variants_with_every_models_answer(launch_app, app_engine)
 def test_swap_demographics_and_reports(launch_app, tmp_path):
     out = tmp_path / "eval"
     out.mkdir()
-    (out / "results.json").write_text(json.dumps({"models": {"base": {}}}))
+    (out / "results.json").write_text(
+        json.dumps({"models": {"base": {}}, "task": {"path": "task.yaml"}}))
     (out / "report.md").write_text("# Report of the test\n")
     (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
         {"row": 0, "model": "base", "output": "x", "group": "female"},
@@ -177,9 +178,10 @@ def test_swap_demographics_and_reports(launch_app, tmp_path):
     assert client.predict("Hi, I'm Mary; my husband", api_name="/swap_demographics") == (
         "Hi, I'm James; my wife")
     note, md, dis, results = client.predict("eval", api_name="/report")
-    assert md.startswith("# Report of the test") and results == {"models": {"base": {}}}
+    assert md.startswith("# Report of the test")
+    assert json.loads(results) == {"models": {"base": {}}, "task": {"path": "task.yaml"}}
     assert [r[0] for r in dis["data"]] == ["0"]  # only row 0 has answers that differ
     md, report = client.predict("fair", api_name="/data_report")
-    assert report == {"n_rows": 10, "n_errors": 0} and md.startswith("**10 rows**")
+    assert json.loads(report) == {"n_rows": 10, "n_errors": 0} and md.startswith("**10 rows**")
     runs = client.predict(api_name="/runs")
     assert [r[0] for r in runs["data"]] == ["biased", "fair"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any
 
@@ -197,7 +198,9 @@ def _reports_tab(ctx: AppContext) -> None:
     gr.Markdown("#### Held-out rows where the models disagree")
     dis_df = gr.Dataframe(dis, interactive=False)
     with gr.Accordion("results.json", open=False):
-        results_json = gr.JSON(results)
+        # text, not gr.JSON: results.json holds {"path": ...} objects that API clients would
+        # take for files to download
+        results_json = gr.Code(json.dumps(results, indent=2), language="json")
     registry = ctx.registry
     run_names = registry.names() if registry is not None else []
     gr.Markdown("### Runs")
@@ -210,19 +213,21 @@ def _reports_tab(ctx: AppContext) -> None:
     first = reports.data_report(registry, run_names[0]) if run_names else {}
     data_md = gr.Markdown(reports.data_report_markdown(first), elem_id="reports-data")
     with gr.Accordion("data_report.json", open=False):
-        data_json = gr.JSON(first)
+        data_json = gr.Code(json.dumps(first, indent=2), language="json")
 
     def on_pick(name: str) -> tuple[Any, ...]:
         if name not in found:
             raise gr.Error(f"evaluation: unknown {name!r}; choose one of {', '.join(found)}")
         md, res, table, html_page = reports.evaluation(found[name])
-        return (f"Full HTML report: `{html_page}`" if html_page else "", md, table, res)
+        return (f"Full HTML report: `{html_page}`" if html_page else "", md, table,
+                json.dumps(res, indent=2))
 
     pick.change(friendly(on_pick), pick, [page_note, report_md, dis_df, results_json],
                 api_name="report")
-    def on_data(name: str) -> tuple[str, dict[str, Any]]:
+
+    def on_data(name: str) -> tuple[str, str]:
         report = reports.data_report(registry, name)
-        return reports.data_report_markdown(report), report
+        return reports.data_report_markdown(report), json.dumps(report, indent=2)
 
     data_pick.change(friendly(on_data), data_pick, [data_md, data_json], api_name="data_report")
     gr.Button("Reload run table").click(
