@@ -191,29 +191,34 @@ def _probe_tab(ctx: AppContext) -> None:
 def _reports_tab(ctx: AppContext) -> None:
     found = reports.find_results(ctx.results_dirs)
     names = list(found)
-    pick = gr.Dropdown(names, value=names[0] if names else None, label="Evaluation")
     text, results, dis, page = reports.evaluation(found[names[0]] if names else None)
-    page_note = gr.Markdown(f"Full HTML report: `{page}`" if page else "")
-    report_md = gr.Markdown(text, elem_id="reports-eval")
-    gr.Markdown("#### Held-out rows where the models disagree")
-    dis_df = gr.Dataframe(dis, interactive=False)
-    with gr.Accordion("results.json", open=False):
-        # text, not gr.JSON: results.json holds {"path": ...} objects that API clients would
-        # take for files to download
-        results_json = gr.Code(json.dumps(results, indent=2), language="json")
     registry = ctx.registry
     run_names = registry.names() if registry is not None else []
-    gr.Markdown("### Runs")
-    runs_df = gr.Dataframe(reports.run_summary(registry) if registry else None, interactive=False)
-    curve = reports.curves(registry) if registry else None
-    gr.LinePlot(curve, x="step", y="value", color="series", title="Training curves",
-                elem_id="reports-curves")
-    data_pick = gr.Dropdown(run_names, value=run_names[0] if run_names else None,
-                            label="Data validation report of run")
     first = reports.data_report(registry, run_names[0]) if run_names else {}
-    data_md = gr.Markdown(reports.data_report_markdown(first), elem_id="reports-data")
-    with gr.Accordion("data_report.json", open=False):
-        data_json = gr.Code(json.dumps(first, indent=2), language="json")
+    with gr.Tab("Evaluation"):
+        pick = gr.Dropdown(names, value=names[0] if names else None, label="Evaluation")
+        page_note = gr.Markdown(f"Full HTML report: `{page}`" if page else "")
+        report_md = gr.Markdown(text, elem_id="reports-eval")
+        with gr.Accordion("results.json", open=False):
+            # text, not gr.JSON: results.json holds {"path": ...} objects that API clients
+            # would take for files to download
+            results_json = gr.Code(json.dumps(results, indent=2), language="json")
+    with gr.Tab("Disagreements"):
+        gr.Markdown("Held-out rows (original wording) where the models' answers differ.")
+        dis_df = gr.Dataframe(dis, interactive=False)
+    with gr.Tab("Runs and training curves"):
+        runs_df = gr.Dataframe(reports.run_summary(registry) if registry else None,
+                               interactive=False)
+        curve = reports.curves(registry) if registry else None
+        gr.LinePlot(curve, x="step", y="value", color="series", title="Training curves",
+                    elem_id="reports-curves")
+        reload_runs = gr.Button("Reload run table")
+    with gr.Tab("Data validation"):
+        data_pick = gr.Dropdown(run_names, value=run_names[0] if run_names else None,
+                                label="Data validation report of run")
+        data_md = gr.Markdown(reports.data_report_markdown(first), elem_id="reports-data")
+        with gr.Accordion("data_report.json", open=False):
+            data_json = gr.Code(json.dumps(first, indent=2), language="json")
 
     def on_pick(name: str) -> tuple[Any, ...]:
         if name not in found:
@@ -230,5 +235,5 @@ def _reports_tab(ctx: AppContext) -> None:
         return reports.data_report_markdown(report), json.dumps(report, indent=2)
 
     data_pick.change(friendly(on_data), data_pick, [data_md, data_json], api_name="data_report")
-    gr.Button("Reload run table").click(
-        friendly(lambda: reports.run_summary(registry)), None, runs_df, api_name="runs")
+    reload_runs.click(friendly(lambda: reports.run_summary(registry)), None, runs_df,
+                      api_name="runs")
