@@ -27,6 +27,16 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+READING = (
+    "Reading: the first token of a mixed batch costs about one prefill forward pass, and "
+    "PEFT's mixed-adapter LoRA forward gathers and scatters each adapter's rows in every "
+    "LoRA layer, so on this 0.8M-parameter model on CPU the prefill of three rows (base + "
+    "two adapters) costs well over one row's: the 1.2x goal is not met here. Against the "
+    "alternative of answering one model after another, the mixed batch shows every column's "
+    "first token an order of magnitude sooner. The app itself adds little on top of the "
+    "prefill (compare TTFT with the prefill times above). A bigger base on a GPU, where a batch "
+    "of three costs about what a batch of one does, was not measured (no GPU here)."
+)
 MESSAGE = "Hi, I'm Mary. Can you recommend a laptop? I want one under $50."
 SYSTEM = "You are a retail support assistant. Reply with the intent and the action."
 
@@ -185,6 +195,7 @@ def main() -> int:
         verdict = "met" if r_ttft <= 1.2 else "not met"
         lines.append(f"- 3 models in one mixed batch vs {k}: TTFT x{r_ttft:.2f} (goal <= 1.2: "
                      f"{verdict}), total x{r_total:.2f}")
+    lines += ["", READING]
     report = "\n".join(lines)
     print(report)
     if args.write:
