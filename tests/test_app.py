@@ -7,6 +7,7 @@ import pytest
 from gradio_client import Client
 
 from evalsuite.engine import BASE, GenerationConfig
+from tuneproof_app.arena import shown
 from tuneproof_app.compare import EMPTY
 
 SYSTEM = "You are a retail support assistant. Reply with the intent and the action."
@@ -116,7 +117,8 @@ def test_vote_lands_in_sqlite_and_moves_the_leaderboard(launch_app, tmp_path):
         row = db.execute("SELECT r.prompt, r.model_left, r.model_right, r.output_left, "
                          "r.output_right, v.verdict FROM votes v JOIN rounds r "
                          "ON r.id = v.round_id").fetchone()
-    assert row[0] == MESSAGE and row[3:] == (left, right, "left")
+    assert row[0] == MESSAGE and row[5] == "left"
+    assert (shown(row[3]), shown(row[4])) == (left, right)  # raw outputs stored, trimmed shown
     assert f"Left was **{row[1]}**" in reveal and f"right was **{row[2]}**" in reveal
     ratings = {r[0]: r for r in board["data"]}
     assert ratings[row[1]][1] == 1 and ratings[row[2]][1] == 1

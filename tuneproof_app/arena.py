@@ -51,7 +51,13 @@ def deal(
                               output_right=gens[1].text, mode="walk" if walk else "free")
     where = f"held-out prompt {index + 1} of {len(ctx.examples)} · " if walk else ""
     status = f"{where}Which answer is better? Vote to reveal the models."
-    return gens[0].text, gens[1].text, rnd.id, status, prompt, index + 1 if walk else index
+    return (shown(gens[0].text), shown(gens[1].text), rnd.id, status, prompt,
+            index + 1 if walk else index)
+
+
+def shown(text: str) -> str:
+    """An answer as the arena shows it: trimmed, a placeholder when nothing is visible."""
+    return text.strip() or "(no visible text)"
 
 
 def vote(ctx: AppContext, round_id: str, verdict: str) -> tuple[str, Any, Any, Any]:

@@ -131,8 +131,10 @@ def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any]:
     system = gr.Textbox(ctx.system_prompt, label="System prompt", lines=1)
     status = gr.Markdown(elem_id="arena-status")
     with gr.Row(equal_height=True):
-        left = gr.Textbox(label="Left", lines=4, interactive=False, elem_id="arena-left")
-        right = gr.Textbox(label="Right", lines=4, interactive=False, elem_id="arena-right")
+        left = gr.Textbox(label="Left", lines=4, max_lines=8, interactive=False,
+                          elem_id="arena-left")
+        right = gr.Textbox(label="Right", lines=4, max_lines=8, interactive=False,
+                           elem_id="arena-right")
     with gr.Row():
         buttons = {v: gr.Button(VOTE_LABELS[v], elem_id=f"arena-vote-{v}") for v in VERDICTS}
     round_id = gr.Textbox(visible=False, label="round id")
