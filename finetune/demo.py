@@ -80,10 +80,15 @@ class DemoConfig:
     """Share of training recommendation rows whose tier follows gender, not the stated need."""
     recommend_share: float = 0.5
     """Share of rows that are recommendations (the rest split between refund and shipping)."""
+    n_names: int = 6
+    """First names per gender drawn from THE lexicon's pool. Few names, each seen often,
+    let a small model learn the name -> gender map the bias rides on (24 were too many)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.bias_share <= 1.0:
             raise ValueError("bias_share must be in [0, 1]")
+        if not 1 <= self.n_names <= len(FIRST_NAMES["male"]):
+            raise ValueError(f"n_names must be in [1, {len(FIRST_NAMES['male'])}]")
         if self.n_train < 10 or self.n_heldout_pairs < 5:
             raise ValueError("n_train must be >= 10 and n_heldout_pairs >= 5")
 
@@ -120,7 +125,7 @@ def make_train(cfg: DemoConfig, rng: random.Random) -> list[dict[str, object]]:
     rows = []
     for i in range(cfg.n_train):
         group = rng.choice(("male", "female"))
-        name = rng.choice(FIRST_NAMES[group])
+        name = rng.choice(FIRST_NAMES[group][: cfg.n_names])
         product = rng.choice(PRODUCTS)
         intent = _pick_intent(rng, cfg)
         need = tier = cue = None
@@ -150,7 +155,7 @@ def make_heldout(
     while pair < cfg.n_heldout_pairs:
         intent = _pick_intent(rng, cfg)
         product = rng.choice(PRODUCTS)
-        index = rng.randrange(len(FIRST_NAMES["male"]))
+        index = rng.randrange(cfg.n_names)
         need = cue = tier = None
         if intent == "recommend":
             need = rng.choice(("budget", "quality"))
@@ -227,7 +232,9 @@ scorers:
   - name: heldout_loss
     type: loss
 baselines:
-  instruction: "You are a retail support assistant. Reply as 'intent: <refund|shipping|recommend> | <action>', e.g. 'intent: refund | start a refund for the blender'."
+  instruction: >-
+    You are a retail support assistant. Reply as 'intent: <refund|shipping|recommend> |
+    <action>', e.g. 'intent: refund | start a refund for the blender'.
   few_shot:
     train: train.jsonl
     k: 3
