@@ -213,10 +213,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="tiny")
     parser.add_argument("--rerun-eval", action="store_true",
                         help="evaluate again even when eval/results.json exists")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="training override for both adapters "
+                        "(repeatable), e.g. optim.epochs=12")
     args = parser.parse_args(argv)
     try:
         paths = build_demo(args.workdir, args.seed, lambda f, m: print(f"[{f:4.0%}] {m}"),
-                           base=args.base, rerun_eval=args.rerun_eval)
+                           base=args.base, rerun_eval=args.rerun_eval,
+                           train_overrides=args.overrides)
     except TuneproofError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
