@@ -35,6 +35,16 @@ test: setup browser-deps
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -ra $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 
+# The demo story end to end for one seed: demo-data -> validate (flags the skew) -> train
+# `biased` -> rebalance (counterfactual) -> train `fair` -> evalsuite with base, biased and
+# fair; prints each claim of the story with its measured value and exits 1 if one fails.
+# Finished steps in DEMO_DIR are reused (delete the folder to start over).
+SEED ?= 0
+DEMO_DIR ?= demo/seed$(SEED)
+
+demo: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m evalsuite.demo_pipeline $(DEMO_DIR) --seed $(SEED)
+
 lint: setup
 	$(BIN)/ruff check .
 
