@@ -32,14 +32,16 @@ def _load(target: str):  # noqa: ANN202
     return mod.add_arguments, mod.run
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, every sub-command included."""
-    parser = argparse.ArgumentParser(
-        prog="finetune", description="tuneproof: check data, then fine-tune open LLMs."
-    )
+def build_parser(
+    prog: str = "finetune",
+    description: str = "tuneproof: check data, then fine-tune open LLMs.",
+    commands: dict[str, tuple[str, str]] | None = None,
+) -> argparse.ArgumentParser:
+    """The full parser of ``prog``, every sub-command of ``commands`` included."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version=f"tuneproof {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (target, help_text) in COMMANDS.items():
+    for name, (target, help_text) in (COMMANDS if commands is None else commands).items():
         try:
             add_arguments, run = _load(target)
         except ModuleNotFoundError as err:
@@ -52,9 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``finetune`` console script."""
-    parser = build_parser()
+def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the chosen sub-command, and turn errors into one line + exit code."""
     args, extra = parser.parse_known_args(argv)
     # `key=value` overrides may come after options (train/sweep): argparse leaves them over.
     if extra and isinstance(getattr(args, "overrides", None), list) and all(
@@ -66,11 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except TuneproofError as err:
-        print(f"finetune {args.command}: error: {err}", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"finetune {args.command}: interrupted", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``finetune`` console script."""
+    return dispatch(build_parser(), argv)
 
 
 if __name__ == "__main__":
