@@ -8,7 +8,9 @@ adapter. QLoRA adapters are merged into a base loaded in full precision.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 from finetune.artifacts import atomic_dir, atomic_write_json, read_run
 from finetune.errors import InputError, UsageError, where
@@ -46,6 +48,9 @@ def merge(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False,
     if out_dir.exists() and not overwrite:
         raise UsageError(f"{out_dir}: already exists; pass --overwrite to replace it")
     base, tokenizer = load_base(info.run["base"], dtype=dtype)
+    adapter_config = json.loads((info.adapter_dir / "adapter_config.json").read_text())
+    if _targets_embeddings(adapter_config) and base.config.get_text_config().tie_word_embeddings:
+        _untie_output_embeddings(base)
     model = PeftModel.from_pretrained(base, str(info.adapter_dir))
     merged = model.merge_and_unload()
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
@@ -58,6 +63,27 @@ def merge(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False,
             "method": info.run.get("method"),
         })
     return out_dir
+
+
+def _targets_embeddings(adapter_config: dict) -> bool:
+    targets = adapter_config.get("target_modules") or []
+    targets = [targets] if isinstance(targets, str) else targets
+    return any("embed" in t for t in targets)
+
+
+def _untie_output_embeddings(model: Any) -> None:
+    """Give the output layer its own copy of the tied embedding matrix.
+
+    Merging a LoRA on ``embed_tokens`` writes its delta into the embedding matrix; while it is
+    tied, that also changes ``lm_head``, which the adapter never did, so the merged logits
+    would differ from the adapter's.
+    """
+    import torch
+
+    output = model.get_output_embeddings()
+    output.weight = torch.nn.Parameter(model.get_input_embeddings().weight.detach().clone())
+    model.config.get_text_config().tie_word_embeddings = False
+    model.config.tie_word_embeddings = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

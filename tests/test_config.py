@@ -28,7 +28,8 @@ def test_demo_config_loads_with_relative_paths(demo_dir: Path) -> None:
     assert set(cfg.sweep.params) >= {"optim.lr", "lora.r"}
     held = load_config(demo_dir / "train.yaml", [f"heldout_data={demo_dir / 'heldout.jsonl'}"])
     assert Path(held.heldout_data) == (demo_dir / "heldout.jsonl").resolve()
-    assert cfg.lora.target_modules == "all-linear"
+    linear = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert set(cfg.lora.target_modules) == linear | {"embed_tokens"}
 
 
 def test_every_shipped_train_config_loads(demo_dir: Path) -> None:

@@ -12,13 +12,16 @@ from finetune.cli import main
 from finetune.config import load_config
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path, tiny_dir: Path) -> Path:
+# The demo's adapters put LoRA on the (tied) embeddings too: merging must not change lm_head.
+@pytest.fixture(scope="module", params=["all-linear", "[q_proj,v_proj,embed_tokens]"])
+def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            demo_dir: Path, tiny_dir: Path) -> Path:
     from finetune.train import train
 
     tmp = tmp_path_factory.mktemp("merge")
     cfg = load_config(small_config(tmp, demo_dir, n_train=32, n_heldout=8),
-                      ["optim.max_steps=2", "eval.every_steps=2"])
+                      ["optim.max_steps=2", "eval.every_steps=2", "optim.lr=1e-2",
+                       f"lora.target_modules={request.param}"])
     return train(cfg, runs_dir=tmp / "runs", progress=False)
 
 
