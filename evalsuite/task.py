@@ -29,6 +29,15 @@ BASELINES = ("zero-shot", "few-shot")
 Where = dict[str, Any]
 
 
+
+def _check_regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"invalid regex: {err}") from None
+    return value
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,12 +71,7 @@ class ScorerSpec(_Strict):
     @field_validator("pattern")
     @classmethod
     def _pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as err:
-                raise ValueError(f"invalid regex: {err}") from None
-        return value
+        return _check_regex(value)
 
 
 class FewShotSpec(_Strict):
@@ -98,11 +102,17 @@ class FairnessSpec(BaseModel):
     @field_validator("outcome_pattern")
     @classmethod
     def _pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as err:
-                raise ValueError(f"invalid regex: {err}") from None
+        return _check_regex(value)
+
+    @field_validator("counterfactual_axes")
+    @classmethod
+    def _axes(cls, value: list[str]) -> list[str]:
+        # Checked here, at load, rather than after the whole generation pass has run.
+        from finetune.data.lexicon import AXES
+
+        unknown = [a for a in value if a not in AXES]
+        if unknown:
+            raise ValueError(f"unknown axis {unknown[0]!r}; choose from {', '.join(AXES)}")
         return value
 
 

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from finetune.artifacts import atomic_write_json, atomic_write_text, write_model_card
+from finetune.artifacts import atomic_write_json, atomic_write_text, replace_dir, write_model_card
 from finetune.config import TrainConfig, describe_fields, load_config
 from finetune.data.formats import IGNORE_INDEX, RowError, encode, iter_rows, to_messages
 from finetune.errors import DataError, UsageError, where
@@ -760,15 +760,9 @@ def _barrier(world_size: int) -> None:
 
 def _publish(work: Path, run_dir: Path, overwrite: bool) -> None:
     """Rename the finished partial folder into place (replacing an old run if asked)."""
-    if run_dir.exists():
-        if not overwrite:
-            raise UsageError(f"{run_dir}: run exists; pick another name=, or pass --overwrite")
-        old = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
-        os.replace(run_dir, old)
-        os.replace(work, run_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(work, run_dir)
+    if run_dir.exists() and not overwrite:
+        raise UsageError(f"{run_dir}: run exists; pick another name=, or pass --overwrite")
+    replace_dir(work, run_dir)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -76,6 +76,8 @@ def test_good_task_and_relative_paths(tmp_path):
         (("    pattern: \"intent: (\\\\w+)\"\n", ""), "needs a pattern"),
         (("name: t\n", "name: t\ngeneration: {max_new_tokens: 0}\n"),
          ":2: generation.max_new_tokens: "),
+        (("name: t\n", "name: t\nfairness: {counterfactual_axes: [gender, race]}\n"),
+         "fairness.counterfactual_axes: unknown axis 'race'"),
     ],
 )
 def test_task_errors_are_one_line_with_file_line_and_key(tmp_path, edit, expected):
