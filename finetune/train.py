@@ -547,6 +547,7 @@ def train(
     final_eval = trainer.evaluate() if do_eval else {}
     _barrier(world_size)
     if not is_main:
+        _leave_process_group()
         return run_dir
 
     # -- 6. artefacts ----------------------------------------------------------------------
@@ -626,6 +627,7 @@ def train(
               f"best eval_loss {state.best_metric if state.best_metric is not None else '-'} "
               f"at step {best_step}, {run_info['tokens_per_s']:.0f} tokens/s, "
               f"{run_info['wall_time_s']:.0f}s")
+    _leave_process_group()
     return run_dir
 
 
@@ -749,6 +751,15 @@ def _base_fingerprint(ref: str) -> str | None:
     from finetune.tiny import build_tiny, fingerprint
 
     return fingerprint(build_tiny())
+
+
+def _leave_process_group() -> None:
+    # A rank that exits with its gloo group still up can abort in the C++ teardown
+    # ("terminate called without an active exception"), failing the launch at random.
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _barrier(world_size: int) -> None:
