@@ -41,7 +41,9 @@ def check_tiny_train(tmp: Path, method: str = "lora") -> dict:
                                            "optim.epochs=1", "device=cuda"])
     t = time.perf_counter()
     run_dir = train(cfg, runs_dir=tmp / "runs", progress=False, overwrite=True)
-    run = json.loads((run_dir / "run.json").read_text())
+    from finetune.rundir import RunDir
+
+    run = RunDir(run_dir).read_info()
     files = sorted(p.name for p in run_dir.iterdir())
     return {"check": f"finetune train tiny {method} cuda", "seconds": round(time.perf_counter()
             - t, 1), "files": files, "tokens_per_s": run["tokens_per_s"],

@@ -49,7 +49,9 @@ def one_run(method: str, args: argparse.Namespace, tmp: Path) -> dict:
     out = subprocess.run([sys.executable, "-c", code, json.dumps(cfg), str(tmp / "runs")],
                          env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     run_dir = Path(out.stdout.strip().splitlines()[-1])
-    return json.loads((run_dir / "run.json").read_text())
+    from finetune.rundir import RunDir
+
+    return RunDir(run_dir).read_info()
 
 
 def main() -> int:

@@ -55,7 +55,9 @@ def run_ours(train_path: Path, heldout_path: Path, args: argparse.Namespace, tmp
         "logging_steps": 10**6,
     })
     run_dir = train(cfg, runs_dir=tmp / "runs", progress=False, overwrite=True)
-    run = json.loads((run_dir / "run.json").read_text())
+    from finetune.rundir import RunDir
+
+    run = RunDir(run_dir).read_info()
     # train_time_s / train_cpu_time_s cover trainer.train() only, as for TRL below.
     return {"tokens": run["train_tokens"], "wall": run["train_time_s"],
             "cpu": run["train_cpu_time_s"],

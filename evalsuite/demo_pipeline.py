@@ -25,6 +25,7 @@ from typing import Any
 
 from finetune.artifacts import atomic_write_json
 from finetune.errors import TuneproofError, UsageError
+from finetune.rundir import RunDir
 
 Progress = Callable[[float, str], Any]
 """``progress(fraction, message)``; ``gr.Progress()`` objects can be passed as they are."""
@@ -128,7 +129,7 @@ def build_demo(
 
     base_override = [] if base == "tiny" else [f"base={base}"]
     extra = [f"data_checks.outcome_pattern={OUTCOME}", *train_overrides]
-    if not (p["biased"] / "run.json").is_file():
+    if not RunDir(p["biased"]).is_run():
         say(0.08, "training the biased adapter on train.jsonl")
         config = load_config(p["train_yaml"], ["name=biased", *extra, *base_override])
         train(config, runs_dir=p["runs"], progress=False)
@@ -137,7 +138,7 @@ def build_demo(
         say(0.45, "re-balancing: a gender-swapped copy of every row")
         rebalance_file(p["train"], p["train_balanced"], "counterfactual", seed=seed)
 
-    if not (p["fair"] / "run.json").is_file():
+    if not RunDir(p["fair"]).is_run():
         say(0.5, "training the fair adapter on the re-balanced data")
         config = load_config(
             p["train_yaml"],

@@ -746,28 +746,23 @@ def training_data_audit(engine: Any, model: str) -> dict[str, Any] | None:
     Reads ``data_report.json`` (the full validation report) and falls back to the summary in
     ``run.json``. None for the base model or an adapter folder outside a run directory.
     """
-    import json
+    from finetune.errors import InputError
+    from finetune.rundir import RunDir
 
     folder = getattr(engine, "adapter_dirs", {}).get(model)
     if folder is None:
         return None
-    folder = Path(folder)
-    run_dir = next((d for d in (folder.parent, folder) if (d / "run.json").is_file()), None)
+    run_dir = RunDir.containing(Path(folder).parent, folder)
     if run_dir is None:
         return None
-    out: dict[str, Any] = {"run_dir": str(run_dir)}
+    out: dict[str, Any] = {"run_dir": str(run_dir.path)}
     try:
-        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        run = run_dir.read_info()
+    except InputError:
         run = {}
     out["train_data"] = run.get("train_data")
     out["data_fingerprint"] = run.get("data_fingerprint")
-    bias = None
-    try:
-        report = json.loads((run_dir / "data_report.json").read_text(encoding="utf-8"))
-        bias = report.get("bias")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        pass
+    bias = (run_dir.read_data_report() or {}).get("bias")
     if bias is None:
         bias = (run.get("data_report") or {}).get("bias")
     if bias:

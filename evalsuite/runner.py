@@ -27,6 +27,7 @@ from evalsuite.labels import NONE, extract
 from evalsuite.task import EvalRow, TaskSpec, baseline_prompts, matches, task_rows
 from finetune.artifacts import atomic_write_json, atomic_write_text
 from finetune.errors import UsageError
+from finetune.rundir import RunDir
 
 BASE_NAME = "base"
 """How the base model is named in results and reports (the engine calls it ``__base__``)."""
@@ -94,30 +95,11 @@ def parse_adapters(specs: Sequence[str], runs_dir: str | Path = "runs") -> dict[
 
 
 def _run_dir_of(path: Path, adapter_dir: Path) -> Path | None:
-    for candidate in (path, adapter_dir.parent):
-        if (candidate / "metrics.jsonl").is_file() or (candidate / "run.json").is_file():
-            return candidate
-    return None
+    found = RunDir.containing(path, adapter_dir.parent, metrics_only=True)
+    return found.path if found else None
 
 
 # ----------------------------------------------------------------------------- overfitting
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The lines of a run's ``metrics.jsonl``; malformed lines are skipped."""
-    out = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return out
-    for line in text.splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(item, dict):
-            out.append(item)
-    return out
-
-
 def overfitting_check(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     """Flag a run whose held-out loss rose from its minimum while the train loss kept falling.
 
@@ -415,8 +397,8 @@ def run_eval(
 
     overfit = {}
     for m in models:
-        if m.run_dir is not None and (m.run_dir / "metrics.jsonl").is_file():
-            overfit[m.name] = overfitting_check(read_metrics(m.run_dir / "metrics.jsonl"))
+        if m.run_dir is not None and RunDir(m.run_dir).metrics.is_file():
+            overfit[m.name] = overfitting_check(RunDir(m.run_dir).read_metrics())
 
     candidates = [m for m in models if m.kind == "adapter"] or models[:1]
     failed: list[str] = []

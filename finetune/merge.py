@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from finetune.artifacts import atomic_dir, atomic_write_json, read_run
+from finetune.artifacts import atomic_dir, atomic_write_json
 from finetune.errors import InputError, UsageError, where
+from finetune.rundir import read_run
 
 
 def merge(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False,

@@ -19,13 +19,13 @@ accepts).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from finetune.artifacts import atomic_write_json, atomic_write_text
 from finetune.config import ParamSpec, TrainConfig, load_config, with_overrides
 from finetune.errors import UsageError
+from finetune.rundir import RunDir
 
 
 def suggest(trial: Any, params: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -113,9 +113,9 @@ def sweep(
         callback = _prune_callback(trial)
         run_dir = train(trial_config, runs_dir=sweep_dir, progress=progress, overwrite=True,
                         callbacks=[callback])
-        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        run = RunDir(run_dir).read_info()
         run["sweep"] = {"trial": trial.number, "params": values, "pruned": callback.pruned}
-        atomic_write_json(run_dir / "run.json", run)
+        RunDir(run_dir).write_info(run)
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("global_step", run.get("global_step"))
         trial.set_user_attr("wall_time_s", run.get("wall_time_s"))

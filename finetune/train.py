@@ -32,13 +32,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from finetune.artifacts import atomic_write_json, atomic_write_text, replace_dir, write_model_card
+from finetune.artifacts import replace_dir
+from finetune.card import model_card
 from finetune.config import TrainConfig, describe_fields, load_config
 from finetune.data.formats import IGNORE_INDEX, RowError, encode, iter_rows, to_messages
 from finetune.errors import DataError, UsageError, where
-
-CHECKPOINTS = "checkpoints"
-
+from finetune.rundir import RunDir, checkpoint_step
 
 # --------------------------------------------------------------------------- data
 
@@ -241,8 +240,8 @@ def _callback_classes() -> tuple[type, type]:
     class MetricsLog(TrainerCallback):
         """One metrics.jsonl line per log event and one readable line per evaluation."""
 
-        def __init__(self, path: Path, echo: bool):
-            self.path = path
+        def __init__(self, run: RunDir, echo: bool):
+            self.run = run
             self.echo = echo
             self.last = (time.perf_counter(), 0)
             self.best: float | None = None
@@ -266,8 +265,7 @@ def _callback_classes() -> tuple[type, type]:
                 "lr": logs.get("learning_rate"),
                 "tokens_per_s": rate,
             }
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(line) + "\n")
+            self.run.append_metrics(line)
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201, D102
             if not state.is_world_process_zero or not metrics or "eval_loss" not in metrics:
@@ -306,32 +304,6 @@ def _echo(text: str) -> None:
 
 
 # --------------------------------------------------------------------------- run directory
-
-
-def partial_dir(runs_dir: Path, name: str) -> Path:
-    """Where a run is built (and its checkpoints kept) until it is complete."""
-    return runs_dir / f".{name}.partial"
-
-
-def last_checkpoint(work: Path) -> Path | None:
-    """The newest checkpoint whose save finished (``trainer_state.json`` is written last)."""
-    ckpts = []
-    for p in (work / CHECKPOINTS).glob("checkpoint-*"):
-        step = p.name.rsplit("-", 1)[-1]
-        if step.isdigit() and (p / "trainer_state.json").is_file():
-            ckpts.append((int(step), p))
-    return max(ckpts)[1] if ckpts else None
-
-
-def _keep_metrics_until(path: Path, step: int) -> None:
-    """After a crash, drop metric lines logged after the checkpoint we resume from."""
-    if not path.is_file():
-        return
-    kept = [
-        line for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
-    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _peak_memory(device: str) -> tuple[int, str]:
@@ -422,7 +394,7 @@ def train(
     started = time.perf_counter()
     runs_dir = Path(runs_dir)
     run_dir = runs_dir / config.name
-    work = partial_dir(runs_dir, config.name)
+    work = RunDir.partial(runs_dir, config.name)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     is_main = int(os.environ.get("RANK", "0")) == 0
     device = _resolve_device(config)
@@ -431,21 +403,21 @@ def train(
     report_to = _report_to(config)
 
     # -- 1. where the run is built ------------------------------------------------------
-    resume_from = last_checkpoint(work) if resume else None
+    resume_from = work.last_checkpoint() if resume else None
     if run_dir.exists() and not overwrite:
-        if resume and not work.exists():
+        if resume and not work.path.exists():
             if progress:
                 _echo(f"{run_dir} is already complete; nothing to resume")
             return run_dir
         raise UsageError(f"{run_dir}: run exists; pick another name=, or pass --overwrite")
     if is_main:
         if resume and resume_from is None and progress:
-            _echo(f"no checkpoint in {work}; starting from scratch")
-        if resume_from is None and work.exists():
-            shutil.rmtree(work)
-        (work / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+            _echo(f"no checkpoint in {work.path}; starting from scratch")
+        if resume_from is None and work.path.exists():
+            shutil.rmtree(work.path)
+        work.checkpoints.mkdir(parents=True, exist_ok=True)
         if resume_from is not None:
-            _keep_metrics_until(work / "metrics.jsonl", int(resume_from.name.rsplit("-", 1)[1]))
+            work.keep_metrics_until(checkpoint_step(resume_from) or 0)
     _barrier(world_size)
 
     # -- 2. data: validate, tokenise, split ---------------------------------------------
@@ -480,7 +452,7 @@ def train(
     # -- 4. the Trainer ----------------------------------------------------------------
     eval_steps = config.eval.every_steps
     args = TrainingArguments(
-        output_dir=str(work / CHECKPOINTS),
+        output_dir=str(work.checkpoints),
         per_device_train_batch_size=config.optim.batch_size,
         per_device_eval_batch_size=config.eval.batch_size or config.optim.batch_size,
         gradient_accumulation_steps=config.optim.grad_accum,
@@ -515,7 +487,7 @@ def train(
         prediction_loss_only=True,
     )
     metrics_log, quiet_progress = _callback_classes()
-    cbs: list[Any] = [metrics_log(work / "metrics.jsonl", echo=progress), *callbacks]
+    cbs: list[Any] = [metrics_log(work, echo=progress), *callbacks]
     if do_eval and config.eval.patience > 0:
         cbs.append(EarlyStoppingCallback(config.eval.patience, config.eval.threshold))
     trainer = _Trainer(
@@ -553,16 +525,14 @@ def train(
     # -- 6. artefacts ----------------------------------------------------------------------
     state = trainer.state
     model = trainer.accelerator.unwrap_model(trainer.model)
-    artefact = work / ("model" if config.method == "full" else "adapter")
+    artefact = work.artefact(config.method)
     model.save_pretrained(str(artefact), safe_serialization=True)
     tokenizer.save_pretrained(str(artefact))
     tokens = state.num_input_tokens_seen - trainer.initial_tokens
     loop_seconds = max(train_seconds - trainer.eval_seconds, 1e-9)
     trainable, total = trainable_and_total(model)
     peak, peak_kind = _peak_memory(device)
-    best_step = None
-    if state.best_model_checkpoint:
-        best_step = int(Path(state.best_model_checkpoint).name.rsplit("-", 1)[1])
+    best_step = checkpoint_step(state.best_model_checkpoint or "")
     run_info = {
         "name": config.name,
         "base": config.base,
@@ -600,7 +570,7 @@ def train(
         "best_eval_loss": state.best_metric,
         "final_eval_loss": final_eval.get("eval_loss"),
         "stopped_early": state.global_step < state.max_steps,
-        "resumed_from_step": int(resume_from.name.rsplit("-", 1)[1]) if resume_from else None,
+        "resumed_from_step": checkpoint_step(resume_from) if resume_from else None,
         "device": device,
         "world_size": world_size,
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
@@ -611,17 +581,16 @@ def train(
         "data_report": report.summary() if report is not None else None,
     }
     if report is not None:
-        atomic_write_json(work / "data_report.json", report.to_dict())
-    atomic_write_text(work / "config.yaml", config.to_yaml())
-    atomic_write_json(work / "run.json", run_info)
-    if not (work / "metrics.jsonl").exists():
-        atomic_write_text(work / "metrics.jsonl", "")
-    write_model_card(work, config, run_info)
-    tb = work / CHECKPOINTS / "runs"
+        work.write_data_report(report.to_dict())
+    work.write_config(config.to_yaml())
+    work.write_info(run_info)
+    work.ensure_metrics()
+    work.write_card(model_card(config, run_info))
+    tb = work.checkpoints / "runs"
     if tb.is_dir():
-        shutil.move(str(tb), str(work / "tensorboard"))
-    shutil.rmtree(work / CHECKPOINTS)
-    _publish(work, run_dir, overwrite)
+        shutil.move(str(tb), str(work.tensorboard))
+    shutil.rmtree(work.checkpoints)
+    _publish(work.path, run_dir, overwrite)
     if progress:
         _echo(f"{run_dir}: {config.method} {trainable:,}/{total:,} params trained, "
               f"best eval_loss {state.best_metric if state.best_metric is not None else '-'} "

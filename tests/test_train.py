@@ -204,7 +204,7 @@ def test_target_only_loss_equals_full_loss(demo_dir: Path, tmp_path: Path,
 def test_list_runs_registry(smoke_run: Path, tmp_path: Path) -> None:
     import shutil
 
-    from finetune.artifacts import list_runs
+    from finetune.rundir import list_runs
 
     runs = tmp_path / "runs"
     shutil.copytree(smoke_run, runs / "smoke")

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune.artifacts import list_runs
 from finetune.errors import UsageError
+from finetune.rundir import list_runs
 
 log = logging.getLogger("tuneproof_app")
 

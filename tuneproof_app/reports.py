@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from finetune.errors import UsageError
+from finetune.rundir import DATA_REPORT, RunDir, read_jsonl
 from tuneproof_app.registry import Registry
 
 CURVE_METRICS = ("train_loss", "eval_loss")
@@ -24,24 +25,13 @@ def find_results(dirs: list[Path]) -> dict[str, Path]:
     return found
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a report view skips a damaged line rather than failing
-    return rows
-
-
 def disagreements(predictions: Path, limit: int = 200) -> pd.DataFrame:
     """Held-out rows (original wording only) where the models' answers differ."""
     if not predictions.is_file():
         return pd.DataFrame(columns=["row", "group", "prompt", "target"])
     by_row: dict[str, dict[str, Any]] = {}
     models: list[str] = []
-    for p in _read_jsonl(predictions):
+    for p in read_jsonl(predictions):
         if p.get("variant") not in (None, "", "original") or "model" not in p:
             continue
         key = str(p.get("row", p.get("id", "")))
@@ -77,10 +67,10 @@ def evaluation(result_dir: Path | None) -> tuple[str, dict[str, Any], pd.DataFra
 def data_report(registry: Registry, name: str) -> dict[str, Any]:
     """The validation report of the data run ``name`` trained on."""
     adapter = registry.get(name)
-    path = adapter.run_dir / "data_report.json"
-    if not path.is_file():
-        return adapter.run.get("data_report") or {"note": f"{name}: no data_report.json"}
-    return json.loads(path.read_text(encoding="utf-8"))
+    report = RunDir(adapter.run_dir).read_data_report()
+    if report is None:
+        return adapter.run.get("data_report") or {"note": f"{name}: no {DATA_REPORT}"}
+    return report
 
 
 def data_report_markdown(report: dict[str, Any]) -> str:
@@ -105,10 +95,7 @@ def curves(registry: Registry) -> pd.DataFrame:
     """Training curves of every run, long format: run, step, metric, value, series."""
     rows = []
     for name in registry.names():
-        path = registry.get(name).run_dir / "metrics.jsonl"
-        if not path.is_file():
-            continue
-        for rec in _read_jsonl(path):
+        for rec in RunDir(registry.get(name).run_dir).read_metrics():
             for metric in CURVE_METRICS:
                 value = rec.get(metric)
                 if isinstance(value, int | float) and rec.get("step") is not None:
