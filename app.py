@@ -3,8 +3,9 @@
 ``python app.py [--base REF] [--runs DIR] [--host H] [--port 7860] [--auth USER:PASS]``.
 Every option also comes from the environment (``TUNEPROOF_BASE``, ``TUNEPROOF_RUNS``,
 ``TUNEPROOF_AUTH``, ``TUNEPROOF_HOST``, ``TUNEPROOF_PORT``...). With no adapters in the runs
-directory it first builds the demo (data, biased and fair adapters, evaluation) into the demo
-folder, with progress on the console; later starts reuse it.
+directory it serves the base at once and builds the demo (data, biased and fair adapters,
+evaluation) into the demo folder in the background, with progress in the page and on the
+console; the adapters join the app as they are trained, and later starts reuse them.
 """
 
 from __future__ import annotations
@@ -35,11 +36,20 @@ def _env_int(names: tuple[str, ...], default: int | None) -> int | None:
     return default
 
 
+def _default_base() -> str:
+    try:
+        from finetune.models import default_base
+    except ImportError:  # TODO(appstart): drop once the smollm2 base lands in finetune.models
+        return "tiny"
+    return default_base()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Options from the command line, defaults from the environment."""
     p = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
-    p.add_argument("--base", default=_env("TUNEPROOF_BASE", "tiny"),
-                   help="base model: tiny, a local folder or a hub id (TUNEPROOF_BASE)")
+    p.add_argument("--base", default=_env("TUNEPROOF_BASE"),
+                   help="base model: smollm2, tiny, a local folder, a .gguf file or a hub id "
+                        "(TUNEPROOF_BASE; default smollm2 when available offline, else tiny)")
     p.add_argument("--runs", default=_env("TUNEPROOF_RUNS", "runs"),
                    help="runs directory; adapters are served by run name (TUNEPROOF_RUNS)")
     p.add_argument("--demo-dir", default=_env("TUNEPROOF_DEMO_DIR"),
@@ -73,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=_env_int(("TUNEPROOF_THREADS",), None),
                    help="torch CPU threads (TUNEPROOF_THREADS; default torch's choice)")
     args = p.parse_args(argv)
+    if args.base is None:
+        args.base = _default_base()
     if args.results is None:
         env = _env("TUNEPROOF_RESULTS")
         args.results = [r for r in env.split(":") if r] if env else []
@@ -84,48 +96,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def prepare(args: argparse.Namespace) -> dict[str, Any]:
-    """Find (or build) the adapters, results and held-out data the app will serve."""
+    """Find the adapters, results and held-out data the app will serve.
+
+    With no adapters in ``--runs`` (and no ``--no-demo``) the app serves the demo folder: a
+    finished demo as it is, else whatever is built so far, with ``build`` set to the demo
+    folder so that :func:`build` builds the rest in the background.
+    """
     from tuneproof_app.registry import Registry
 
     runs = Path(args.runs)
     demo_dir = Path(args.demo_dir) if args.demo_dir else runs.resolve().parent / "demo"
     results = [Path(r) for r in args.results]
     heldout = Path(args.heldout) if args.heldout else None
+    pending = None
     if not len(Registry(runs)) and not args.no_demo:
-        demo = _demo(demo_dir, args.base)
-        runs = demo["runs"]
-        results = results or [demo["results"]]
-        heldout = heldout or demo["heldout"]
+        runs, evaldir = demo_dir / "runs", demo_dir / "eval"
+        if len(Registry(runs)) and (evaldir / "results.json").is_file():
+            print(f"app: reusing the demo in {demo_dir}", flush=True)
+        else:
+            pending = demo_dir
+            print(f"app: no adapters yet; serving the base now and building the demo in "
+                  f"{demo_dir} in the background (data, audit, biased and fair adapters, "
+                  "evaluation; minutes on a CPU); the adapters join the app when trained",
+                  flush=True)
+        results = results or [evaldir]
+        heldout = heldout or demo_dir / "data" / "heldout.jsonl"
     if heldout is None and (demo_dir / "data" / "heldout.jsonl").is_file():
         heldout = demo_dir / "data" / "heldout.jsonl"
     if not results:
         results = [d for d in (runs.resolve().parent / "out", demo_dir) if d.is_dir()]
-    return {"runs": runs, "results": results, "heldout": heldout}
+    return {"runs": runs, "results": results, "heldout": heldout, "build": pending}
 
 
-def _demo(demo_dir: Path, base: str = "tiny") -> dict[str, Path | None]:
-    """The demo's runs, results and held-out data, built first when missing."""
-    from tuneproof_app.registry import Registry
+def build(args: argparse.Namespace, **demo_options: Any) -> Any:
+    """Load the engine with the registry's adapters and build the Blocks app.
 
-    runs, results = demo_dir / "runs", demo_dir / "eval"
-    heldout = demo_dir / "data" / "heldout.jsonl"
-    if len(Registry(runs)) and (results / "results.json").is_file():
-        print(f"app: reusing the demo in {demo_dir}", flush=True)
-    else:
-        from evalsuite.demo_pipeline import build_demo
-
-        print(f"app: no adapters yet; building the demo in {demo_dir} "
-              "(data, audit, biased and fair adapters, evaluation; minutes on a CPU)", flush=True)
-        paths = build_demo(demo_dir, seed=0, base=base, progress=lambda fraction, message:
-                           print(f"demo [{fraction:4.0%}] {message}", flush=True))
-        runs, results, heldout = paths["runs"], paths["eval"], paths["heldout"]
-    return {"runs": runs, "results": results, "heldout": heldout if heldout.is_file() else None}
-
-
-def build(args: argparse.Namespace) -> Any:
-    """Load the engine with the registry's adapters and build the Blocks app."""
+    When the demo is still to build, its :class:`~tuneproof_app.background.DemoBuilder` is
+    started here, after the base has loaded; ``demo_options`` go to it (``demo_config``,
+    ``train_overrides``, ``build``: smaller demos for tests).
+    """
     from evalsuite.engine import Engine
     from tuneproof_app import create_app
+    from tuneproof_app.background import DemoBuilder
     from tuneproof_app.registry import Registry
 
     if args.threads:
@@ -135,14 +147,20 @@ def build(args: argparse.Namespace) -> Any:
     where = prepare(args)
     registry = Registry(where["runs"])
     adapters = {name: registry.get(name).adapter_dir for name in registry.names()}
-    print(f"app: base {args.base}; adapters {', '.join(adapters) or '(none)'} from "
+    print(f"app: base {args.base}; adapters {', '.join(adapters) or '(none yet)'} from "
           f"{where['runs']}", flush=True)
     engine = Engine(args.base, adapters, device=args.device,
                     max_new_tokens_cap=max(args.max_new_tokens, 1))
+    builder = None
+    if where["build"] is not None:
+        builder = DemoBuilder(where["build"], args.base, **demo_options)
     votes = Path(args.votes) if args.votes else tuneproof_home() / "arena" / "votes.sqlite"
-    return create_app(engine, where["runs"], votes, results_dirs=where["results"],
-                      heldout=where["heldout"], max_new_tokens_cap=args.max_new_tokens,
-                      queue_size=args.queue_size)
+    blocks = create_app(engine, where["runs"], votes, results_dirs=where["results"],
+                        heldout=where["heldout"], max_new_tokens_cap=args.max_new_tokens,
+                        queue_size=args.queue_size, builder=builder)
+    if builder is not None:
+        builder.start()
+    return blocks
 
 
 def serve(blocks: Any, args: argparse.Namespace, **launch_kwargs: Any) -> Any:

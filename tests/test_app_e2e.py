@@ -1,9 +1,11 @@
-"""`python app.py` with no adapters: builds the demo with visible progress, then serves it; a
-second start reuses the demo.
+"""`python app.py` with no adapters: serves the base at once, builds the demo in the background
+with visible progress, and serves its adapters when built, in the same process; a second start
+reuses the demo.
 
 Training the two adapters is what ``built_demo`` (shared with the demo-pipeline tests) already
-did once per session; this test starts from a copy of it without the evaluation, so the app
-really calls ``build_demo`` (which reuses finished steps and re-runs the evaluation).
+did once per session; this test starts from a copy of it without the fair adapter and the
+evaluation, so the app really calls ``build_demo`` (which reuses finished steps), serves the
+biased adapter at once and the fair one when trained.
 """
 
 import os
@@ -30,7 +32,8 @@ def _start(cwd, home, port, log):
     env = {**os.environ, "TUNEPROOF_HOME": str(home), "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "TUNEPROOF_PORT": str(port)}
     env.pop("TUNEPROOF_RUNS", None)
-    return subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1"],
+    return subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1",
+                             "--base", "tiny"],
                             cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -48,20 +51,31 @@ def _wait_serving(proc, url, log_path, timeout):
 
 
 @pytest.mark.slow
-def test_start_without_adapters_builds_the_demo_then_serves_and_reuses_it(
+def test_start_without_adapters_serves_the_base_then_the_built_demo_and_reuses_it(
         tmp_path, tuneproof_home, built_demo):
     shutil.copytree(built_demo, tmp_path / "demo")
     shutil.rmtree(tmp_path / "demo" / "eval")
+    shutil.rmtree(tmp_path / "demo" / "runs" / "fair")  # as if the first start stopped there
     log_path = tmp_path / "app.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
+    message = "Hi, I'm Mary. Can you recommend a laptop? I want one under $50."
+    system = "You are a retail support assistant. Reply with the intent and the action."
     with log_path.open("w") as log:
         proc = _start(tmp_path, tuneproof_home, port, log)
         try:
-            client = _wait_serving(proc, url, log_path, timeout=1500)
-            out = client.predict("Hi, I'm Mary. Can you recommend a laptop? I want one under $50.",
-                                 "You are a retail support assistant. Reply with the intent and "
-                                 "the action.", ["base", "biased", "fair"], 0.0, 1.0, 0, 24,
+            client = _wait_serving(proc, url, log_path, timeout=300)
+            out = client.predict(message, system, ["base"], 0.0, 1.0, 0, 8, [], [], [], [],
+                                 api_name="/compare")
+            assert set(out[-1]["answers"]) == {"base"}
+            assert client.predict(api_name="/build_status")["models"][:2] == ["base", "biased"]
+            end = time.monotonic() + 1500
+            while (status := client.predict(api_name="/build_status"))["state"] == "building":
+                assert time.monotonic() < end, "the demo build did not finish"
+                time.sleep(2)
+            assert status["state"] == "ready", status["error"]
+            assert status["models"] == ["base", "biased", "fair"]
+            out = client.predict(message, system, ["base", "biased", "fair"], 0.0, 1.0, 0, 24,
                                  [], [], [], [], api_name="/compare")
             answers = out[-1]["answers"]
             assert set(answers) == {"base", "biased", "fair"}
@@ -72,7 +86,7 @@ def test_start_without_adapters_builds_the_demo_then_serves_and_reuses_it(
             proc.wait(timeout=60)
     text = log_path.read_text()
     assert "building the demo" in text and "evaluating base, biased and fair" in text
-    assert "demo [100%] demo ready" in text
+    assert "demo [100%] demo ready" in text and "adapter fair joined the app" in text
     assert (tmp_path / "demo" / "eval" / "results.json").is_file()
     assert (tmp_path / "demo" / "runs" / "fair" / "adapter" / "adapter_config.json").is_file()
 

@@ -47,6 +47,7 @@ def create_app(
     max_new_tokens_cap: int = 64,
     max_prompt_chars: int = 2000,
     queue_size: int = QUEUE_SIZE,
+    builder: Any = None,
 ) -> gr.Blocks:
     """Build the queued Blocks app around a loaded engine.
 
@@ -60,6 +61,9 @@ def create_app(
         max_new_tokens_cap: Largest ``max_new_tokens`` a request may ask for.
         max_prompt_chars: Longest message accepted.
         queue_size: Requests that may wait in the queue before new ones are refused.
+        builder: A not yet started ``tuneproof_app.background.DemoBuilder`` writing into
+            ``runs_dir``: the page shows its progress, and the adapters it trains join the
+            engine and the model lists as they are ready. The caller starts it.
     """
     from tuneproof_app.context import AppContext
     from tuneproof_app.registry import Registry
@@ -77,7 +81,10 @@ def create_app(
         system_prompt=system_prompt, max_prompt_chars=max_prompt_chars,
         max_new_tokens_cap=max_new_tokens_cap,
         registry=Registry(runs_dir) if runs_dir else None,
+        heldout=Path(heldout) if heldout else None, builder=builder,
     )
+    if builder is not None:
+        builder.on_step = ctx.join_new_adapters
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=queue_size)
     demo.tuneproof = ctx  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,13 @@ class AppContext:
         max_prompt_chars: Longest message accepted, in characters.
         max_new_tokens_cap: Largest ``max_new_tokens`` a request may ask for.
         registry: The runs registry (reports, data reports, training curves).
+        heldout: Held-out data file the examples come from (read again once a background
+            build has written it).
+        builder: The background demo build (``tuneproof_app.background.DemoBuilder``), if any.
+        version: Bumped whenever models or reports change; open pages compare it with the
+            version they show to know when to refresh their lists.
+        on_change: Called (in the build thread) before each bump: the UI updates the
+            server-side choices there.
     """
 
     engine: Any
@@ -52,9 +60,51 @@ class AppContext:
     max_prompt_chars: int = 2000
     max_new_tokens_cap: int = 64
     registry: Registry | None = None
+    heldout: Path | None = None
+    builder: Any = None
+    version: int = 0
+    on_change: list[Callable[[], Any]] = field(default_factory=list, repr=False)
+    _join_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.max_new_tokens_cap = min(self.max_new_tokens_cap, self.engine.max_new_tokens_cap)
+
+    def join_new_adapters(self, final: bool = False) -> list[str]:
+        """Load the adapters the runs registry gained since the engine was built.
+
+        Called by the background build after each step (``final`` after the last); only
+        registry names are ever loaded. A change bumps :attr:`version`.
+
+        Returns:
+            The names loaded now.
+        """
+        from tuneproof_app import load_examples
+
+        with self._join_lock:
+            added = []
+            if self.registry is not None:
+                self.registry.refresh()
+                for name in self.registry.names():
+                    if name in self.adapters:
+                        continue
+                    try:
+                        self.engine.add_adapter(name, self.registry.get(name).adapter_dir)
+                    except TuneproofError as err:
+                        log.warning("adapter %s not served: %s", name, err)
+                        continue
+                    added.append(name)
+                    print(f"app: adapter {name} joined the app "
+                          f"(from {self.registry.runs_dir})", flush=True)
+            if not self.examples and self.heldout is not None and self.heldout.is_file():
+                self.examples = load_examples(self.heldout)
+                self.system_prompt = self.system_prompt or next(
+                    (m["content"] for c in self.examples[:1] for m in c
+                     if m["role"] == "system"), "")
+            if added or final:
+                for hook in self.on_change:
+                    hook()
+                self.version += 1
+            return added
 
     @property
     def adapters(self) -> list[str]:

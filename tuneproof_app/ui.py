@@ -10,6 +10,7 @@ import gradio as gr
 
 from finetune.data.lexicon import AXES
 from tuneproof_app import arena, compare, probe, reports
+from tuneproof_app.background import status_html
 from tuneproof_app.compare import N_COLUMNS
 from tuneproof_app.context import MAX_ADAPTERS, AppContext, friendly
 from tuneproof_app.spaces import gpu
@@ -20,6 +21,8 @@ ENGINE = "engine"
 CSS = ".tp-probe table{border-collapse:collapse}.tp-probe td,.tp-probe th{border:1px solid #ccc;"\
       "padding:4px 8px;vertical-align:top}"
 # Plain text: headless browsers and some desktops have no emoji font.
+STATUS_EVERY_S = 2.0
+"""How often an open page polls a background build's progress."""
 VOTE_LABELS = {"left": "← Left is better", "right": "Right is better →", "tie": "Tie",
                "both_bad": "Both bad"}
 
@@ -39,20 +42,83 @@ def _probe_example(ctx: AppContext) -> str:
 def build_ui(ctx: AppContext) -> gr.Blocks:
     """The Blocks app: Compare, Arena, Counterfactual probe and Reports tabs."""
     with gr.Blocks(title="tuneproof") as demo:
-        gr.Markdown("# tuneproof · base and adapters side by side\nModels: "
-                    + ", ".join(f"`{m}`" for m in ctx.models))
+        header = gr.Markdown(_header(ctx), elem_id="header")
+        status = gr.HTML(_status(ctx), visible=ctx.builder is not None, elem_id="build-status")
         with gr.Tab("Compare", id="compare"):
-            _compare_tab(ctx)
+            compare_models = _compare_tab(ctx)
         with gr.Tab("Arena", id="arena"):
             boards = _arena_tab(ctx)
         with gr.Tab("Counterfactual probe", id="probe"):
-            _probe_tab(ctx)
+            probe_models = _probe_tab(ctx)
         with gr.Tab("Reports", id="reports"):
-            _reports_tab(ctx)
+            report_parts = _reports_tab(ctx)
+        if ctx.builder is not None:
+            _watch_build(ctx, header, status, [compare_models, probe_models], report_parts)
         # a page opened later shows the votes cast since the app started
         demo.load(friendly(partial(arena.tables, ctx)), None, list(boards),
                   api_name="leaderboard_on_load", concurrency_id="votes", concurrency_limit=8)
     return demo
+
+
+def _header(ctx: AppContext) -> str:
+    return "# tuneproof · base and adapters side by side\nModels: " + ", ".join(
+        f"`{m}`" for m in ctx.models)
+
+
+def _status(ctx: AppContext) -> str:
+    if ctx.builder is None:
+        return ""
+    return status_html(ctx.builder.status(), ctx.engine.base_ref, ctx.adapters)
+
+
+def _watch_build(ctx: AppContext, header: Any, status: Any, model_lists: list[Any],
+                 report_parts: tuple[Any, ...]) -> None:
+    """Show a background build's progress; when models or reports change, refresh the lists.
+
+    The server-side choices change for every session at once (they validate requests); each
+    open page learns of the change at its next tick, by the version it last showed.
+    """
+    pick, data_pick, runs_df, curve = report_parts
+
+    def sync_choices() -> None:
+        for box in model_lists:
+            box.choices = [(m, m) for m in ctx.models]
+        pick.choices = [(n, n) for n in reports.find_results(ctx.results_dirs)]
+        data_pick.choices = [(n, n) for n in ctx.registry.names()] if ctx.registry else []
+
+    ctx.on_change.append(sync_choices)
+    shown = gr.State(ctx.version)
+    timer = gr.Timer(STATUS_EVERY_S)
+
+    def on_tick(seen: int, pick_value: Any, data_value: Any) -> tuple[Any, ...]:
+        state = ctx.builder.status()  # before the version: a finished build bumped it already
+        version = ctx.version
+        keep = gr.Timer(active=not state.done)
+        if seen == version:
+            return (_status(ctx), seen, *[gr.skip()] * 7, keep)
+        results = list(reports.find_results(ctx.results_dirs))
+        runs = ctx.registry.names() if ctx.registry else []
+        return (_status(ctx), version, _header(ctx),
+                *[gr.update(choices=ctx.models) for _ in model_lists],
+                gr.update(choices=results, value=pick_value or next(iter(results), None)),
+                gr.update(choices=runs, value=data_value or next(iter(runs), None)),
+                reports.run_summary(ctx.registry) if ctx.registry else gr.skip(),
+                reports.curves(ctx.registry) if ctx.registry else gr.skip(), keep)
+
+    timer.tick(on_tick, [shown, pick, data_pick],
+               [status, shown, header, *model_lists, pick, data_pick, runs_df, curve, timer],
+               api_name="build_tick", api_visibility="undocumented", show_progress="hidden",
+               concurrency_id="status", concurrency_limit=8)
+
+    def build_status() -> dict[str, Any]:
+        """The background build's state and the models served now."""
+        state = ctx.builder.status()
+        return {"state": state.state, "fraction": state.fraction, "message": state.message,
+                "error": state.error, "seconds": round(state.seconds, 1),
+                "models": ctx.models, "status": _status(ctx)}
+
+    gr.api(build_status, api_name="build_status", concurrency_id="status",
+           concurrency_limit=8)
 
 
 def _settings(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
@@ -66,7 +132,7 @@ def _settings(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
     return temperature, top_p, seed, max_new
 
 
-def _compare_tab(ctx: AppContext) -> None:
+def _compare_tab(ctx: AppContext) -> Any:
     chosen = _default_models(ctx)
     models = gr.CheckboxGroup(ctx.models, value=chosen, elem_id="compare-models",
                               label=f"Models: the base and up to {MAX_ADAPTERS} adapters")
@@ -115,6 +181,7 @@ def _compare_tab(ctx: AppContext) -> None:
                 api_name="clear_compare")
     swap_btn.click(friendly(compare.swap_demographics), message, message,
                    api_name="swap_demographics")
+    return models
 
 
 def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any]:
@@ -165,7 +232,7 @@ def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any]:
     return board_df, pairs_df, verdicts_df
 
 
-def _probe_tab(ctx: AppContext) -> None:
+def _probe_tab(ctx: AppContext) -> Any:
     gr.Markdown("A message with a name or gendered words → its demographic variants → every "
                 "model's answer to each. Answers that differ from the original's (demographic "
                 "words masked) are highlighted.")
@@ -188,9 +255,10 @@ def _probe_tab(ctx: AppContext) -> None:
 
     run.click(on_probe, [message, models, axes, max_new, system], [table, details],
               api_name="probe", concurrency_id=ENGINE, concurrency_limit=1)
+    return models
 
 
-def _reports_tab(ctx: AppContext) -> None:
+def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
     found = reports.find_results(ctx.results_dirs)
     names = list(found)
     text, results, dis, page = reports.evaluation(found[names[0]] if names else None)
@@ -212,8 +280,8 @@ def _reports_tab(ctx: AppContext) -> None:
         runs_df = gr.Dataframe(reports.run_summary(registry) if registry else None,
                                interactive=False)
         curve = reports.curves(registry) if registry else None
-        gr.LinePlot(curve, x="step", y="value", color="series", title="Training curves",
-                    elem_id="reports-curves")
+        curve_plot = gr.LinePlot(curve, x="step", y="value", color="series",
+                                 title="Training curves", elem_id="reports-curves")
         reload_runs = gr.Button("Reload run table")
     with gr.Tab("Data validation"):
         data_pick = gr.Dropdown(run_names, value=run_names[0] if run_names else None,
@@ -223,6 +291,7 @@ def _reports_tab(ctx: AppContext) -> None:
             data_json = gr.Code(json.dumps(first, indent=2), language="json")
 
     def on_pick(name: str) -> tuple[Any, ...]:
+        found = reports.find_results(ctx.results_dirs)  # a background build may add one
         if name not in found:
             raise gr.Error(f"evaluation: unknown {name!r}; choose one of {', '.join(found)}")
         md, res, table, html_page = reports.evaluation(found[name])
@@ -239,3 +308,4 @@ def _reports_tab(ctx: AppContext) -> None:
     data_pick.change(friendly(on_data), data_pick, [data_md, data_json], api_name="data_report")
     reload_runs.click(friendly(lambda: reports.run_summary(registry)), None, runs_df,
                       api_name="runs")
+    return pick, data_pick, runs_df, curve_plot
