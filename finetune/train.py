@@ -1,13 +1,18 @@
 """``finetune train CONFIG.yaml [key=value ...]``: the training recipe, top to bottom.
 
-1. Validate the data (``finetune.data.validate``); errors stop the run unless ``--force``.
-2. Tokenise with the chat template, loss on assistant tokens only; rows left with no
-   trainable token are reported and dropped.
-3. Load the base through ``finetune.models``, wrap it with LoRA / QLoRA (or train it fully).
-4. Train with Hugging Face ``Trainer``: held-out loss every N steps, early stopping, the best
-   checkpoint restored at the end, checkpoints for ``--resume``.
-5. Write the run directory: ``adapter/`` (or ``model/`` for ``method: full``), ``config.yaml``,
-   ``metrics.jsonl``, ``run.json`` (cost report), ``data_report.json``, ``README.md``.
+``train()`` reads as its steps, each a function below it:
+
+1. ``Launch.from_env``: device, rank, trackers (``torchrun`` sets the environment).
+2. ``_prepare_work_dir``: the partial run folder, kept for ``--resume`` (``finetune.rundir``).
+3. ``prepare_data``: validate (``finetune.data.validate``; errors stop the run unless
+   ``--force``), tokenise with the chat template (loss on assistant tokens only), split.
+4. ``build_model``: the base through ``finetune.models``, wrapped with LoRA / QLoRA (or not,
+   for ``method: full``).
+5. ``build_trainer`` + ``training_arguments``: Hugging Face ``Trainer`` with held-out loss
+   every N steps, early stopping, the best checkpoint restored at the end.
+6. ``run_training``: train, then the held-out loss of the restored best model.
+7. ``save_run``: ``adapter/`` (or ``model/``), ``config.yaml``, ``metrics.jsonl``, ``run.json``
+   (the cost report), ``data_report.json``, ``README.md``.
 
 Everything is built in ``<runs>/.<name>.partial/`` and renamed to ``<runs>/<name>/`` at the
 end, so a run directory is complete or absent; the partial folder keeps the checkpoints a
@@ -303,58 +308,6 @@ def _echo(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-# --------------------------------------------------------------------------- run directory
-
-
-def _peak_memory(device: str) -> tuple[int, str]:
-    import torch
-
-    if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak_kb * (1 if sys.platform == "darwin" else 1024)), "rss"
-
-
-def _state_bytes(model: Any, optimizer: Any) -> dict[str, int]:
-    """Bytes held by weights, gradients and optimiser state: the part LoRA shrinks."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    opt = 0
-    if optimizer is not None:
-        for state in optimizer.state.values():
-            opt += sum(v.numel() * v.element_size() for v in state.values() if hasattr(v, "numel"))
-    return {"weights": weights, "gradients": grads, "optimizer": opt}
-
-
-def _versions() -> dict[str, str]:
-    import peft
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__}
-
-
-def _resolve_device(config: TrainConfig) -> str:
-    from finetune.models import pick_device
-
-    device = pick_device(config.device)
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
-    return device
-
-
-def _report_to(config: TrainConfig) -> list[str]:
-    import importlib.util
-
-    for name in config.report_to:
-        if importlib.util.find_spec(name) is None:
-            raise UsageError(
-                f"report_to: {name} is not installed; pip install 'tuneproof[track]' or drop it"
-            )
-    return list(config.report_to)
-
-
 # --------------------------------------------------------------------------- the recipe
 
 
@@ -387,30 +340,63 @@ def train(
         DataError: the data has errors (and ``force`` is off), or no trainable row is left.
         InputError: unreadable data or base model.
     """
-    import torch
-    import transformers
-    from transformers import EarlyStoppingCallback, TrainingArguments
-
     started = time.perf_counter()
-    runs_dir = Path(runs_dir)
-    run_dir = runs_dir / config.name
+    launch = Launch.from_env(config)
+    run_dir = RunDir.of(runs_dir, config.name)
     work = RunDir.partial(runs_dir, config.name)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    is_main = int(os.environ.get("RANK", "0")) == 0
-    device = _resolve_device(config)
-    if config.method == "qlora" and not device.startswith("cuda"):
-        raise UsageError("method: qlora needs a CUDA GPU (4-bit bitsandbytes); use method=lora")
-    report_to = _report_to(config)
+    if not _needs_training(run_dir, work, resume=resume, overwrite=overwrite, progress=progress):
+        return run_dir.path
+    resume_from = _prepare_work_dir(work, launch, resume=resume, progress=progress)
+    data = prepare_data(config, force=force, progress=progress)
+    model, tokenizer = build_model(config, launch.device)
+    trainer = build_trainer(config, model, tokenizer, data, work, launch,
+                            progress=progress, callbacks=callbacks)
+    fit = run_training(trainer, resume_from, launch)
+    if launch.is_main:
+        info = save_run(config, trainer, tokenizer, data, work, launch, fit, resume_from, started)
+        _publish(work.path, run_dir.path, overwrite)
+        if progress:
+            _echo_summary(run_dir.path, config, info)
+    _leave_process_group()
+    return run_dir.path
 
-    # -- 1. where the run is built ------------------------------------------------------
-    resume_from = work.last_checkpoint() if resume else None
-    if run_dir.exists() and not overwrite:
+
+@dataclass(frozen=True)
+class Launch:
+    """Where this process runs: its device, its rank, and the trackers it reports to."""
+
+    device: str
+    world_size: int
+    is_main: bool
+    report_to: list[str]
+
+    @classmethod
+    def from_env(cls, config: TrainConfig) -> Launch:
+        """Read ``torchrun``'s environment; refuse QLoRA off CUDA and missing trackers."""
+        device = _resolve_device(config)
+        if config.method == "qlora" and not device.startswith("cuda"):
+            raise UsageError("method: qlora needs a CUDA GPU (4-bit bitsandbytes); use method=lora")
+        return cls(device, int(os.environ.get("WORLD_SIZE", "1")),
+                   int(os.environ.get("RANK", "0")) == 0, _report_to(config))
+
+
+def _needs_training(run_dir: RunDir, work: RunDir, *, resume: bool, overwrite: bool,
+                    progress: bool) -> bool:
+    """False when resuming a run that already finished; an existing run otherwise refuses."""
+    if run_dir.path.exists() and not overwrite:
         if resume and not work.path.exists():
             if progress:
-                _echo(f"{run_dir} is already complete; nothing to resume")
-            return run_dir
-        raise UsageError(f"{run_dir}: run exists; pick another name=, or pass --overwrite")
-    if is_main:
+                _echo(f"{run_dir.path} is already complete; nothing to resume")
+            return False
+        raise UsageError(f"{run_dir.path}: run exists; pick another name=, or pass --overwrite")
+    return True
+
+
+def _prepare_work_dir(work: RunDir, launch: Launch, *, resume: bool,
+                      progress: bool) -> Path | None:
+    """Start the partial folder afresh, or keep it for ``--resume``; the checkpoint to resume."""
+    resume_from = work.last_checkpoint() if resume else None
+    if launch.is_main:
         if resume and resume_from is None and progress:
             _echo(f"no checkpoint in {work.path}; starting from scratch")
         if resume_from is None and work.path.exists():
@@ -418,40 +404,89 @@ def train(
         work.checkpoints.mkdir(parents=True, exist_ok=True)
         if resume_from is not None:
             work.keep_metrics_until(checkpoint_step(resume_from) or 0)
-    _barrier(world_size)
+    _barrier(launch.world_size)
+    return resume_from
 
-    # -- 2. data: validate, tokenise, split ---------------------------------------------
+
+@dataclass
+class Data:
+    """The validated, tokenised and split data of a run."""
+
+    report: Any
+    train_set: Encoded
+    heldout_set: Encoded | None
+    train_rows: list[dict[str, Any]]
+    heldout_rows: list[dict[str, Any]]
+
+
+def prepare_data(config: TrainConfig, *, force: bool, progress: bool) -> Data:
+    """Validate the data, tokenise it with the chat template, split off the held-out rows.
+
+    Raises:
+        DataError: validation errors (without ``force``), or no row left to train on.
+    """
+    import transformers
+
+    from finetune.models import load_tokenizer
+
     if not progress:
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-    from finetune.models import load_tokenizer
-
     tokenizer = load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
     report = _validate(config, tokenizer, force=force, progress=progress)
     train_set = encode_file(config.train_data, tokenizer, config)
+    heldout_set = None
     if config.heldout_data:
         heldout_set = encode_file(config.heldout_data, tokenizer, config)
         train_rows, heldout_rows = train_set.rows, heldout_set.rows
     else:
-        heldout_set = None
         train_rows, heldout_rows = split_heldout(
             train_set.rows, config.heldout_fraction, config.seed
         )
-    if train_set.dropped_no_target and progress:
-        lines = ", ".join(map(str, train_set.dropped_no_target[:10]))
-        _echo(f"{config.train_data}: {len(train_set.dropped_no_target)} rows have no trainable "
+    dropped = train_set.dropped_no_target
+    if dropped and progress:
+        lines = ", ".join(map(str, dropped[:10]))
+        _echo(f"{config.train_data}: {len(dropped)} rows have no trainable "
               f"token after truncation to max_seq_len={config.max_seq_len} and are dropped "
-              f"(lines {lines}{', ...' if len(train_set.dropped_no_target) > 10 else ''})")
+              f"(lines {lines}{', ...' if len(dropped) > 10 else ''})")
     if not train_rows:
         raise DataError(where(config.train_data, None, None, "no row left to train on"))
+    return Data(report, train_set, heldout_set, train_rows, heldout_rows)
 
-    # -- 3. model ----------------------------------------------------------------------
-    model, tokenizer = build_model(config, device)
-    do_eval = bool(heldout_rows)
 
-    # -- 4. the Trainer ----------------------------------------------------------------
+def _validate(config: TrainConfig, tokenizer: Any, *, force: bool, progress: bool) -> Any:
+    """Run the data checks; errors stop the run unless ``force``."""
+    from finetune.data.validate import validate
+
+    report = validate(
+        config.train_data,
+        heldout=config.heldout_data,
+        base=config.base,
+        tokenizer=tokenizer,
+        max_seq_len=config.max_seq_len,
+        group_field=config.data_checks.group_field,
+        outcome_pattern=config.data_checks.outcome_pattern,
+        progress=False,
+    )
+    if report.n_errors and not force:
+        first = report.row_errors[0]["message"] if report.row_errors else config.train_data
+        raise DataError(
+            f"{first} ({report.n_errors} data errors in all; see `finetune validate "
+            f"{config.train_data}`; fix them, or pass --force to train on the valid rows)"
+        )
+    if progress and (report.n_errors or report.n_warnings):
+        _echo(f"{config.train_data}: data validation: {report.n_errors} errors, "
+              f"{report.n_warnings} warnings (details in data_report.json)")
+    return report
+
+
+def training_arguments(config: TrainConfig, work: RunDir, launch: Launch, *, do_eval: bool,
+                       progress: bool) -> Any:
+    """The config mapped onto ``transformers.TrainingArguments``."""
+    from transformers import TrainingArguments
+
     eval_steps = config.eval.every_steps
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(work.checkpoints),
         per_device_train_batch_size=config.optim.batch_size,
         per_device_eval_batch_size=config.eval.batch_size or config.optim.batch_size,
@@ -473,11 +508,11 @@ def train(
         greater_is_better=False,
         logging_steps=config.logging_steps,
         include_num_input_tokens_seen="non_padding",
-        report_to=report_to or "none",
+        report_to=launch.report_to or "none",
         seed=config.seed,
         data_seed=config.seed,
-        bf16=device.startswith("cuda"),
-        use_cpu=device == "cpu",
+        bf16=launch.device.startswith("cuda"),
+        use_cpu=launch.device == "cpu",
         activation_checkpointing=config.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False},
         dataloader_num_workers=0,
@@ -486,64 +521,124 @@ def train(
         ddp_find_unused_parameters=False,
         prediction_loss_only=True,
     )
+
+
+def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, data: Data, work: RunDir,
+                  launch: Launch, *, progress: bool, callbacks: Sequence[Any]) -> Any:
+    """The ``Trainer`` with our collator, sampler, metrics log, early stopping and progress bar."""
+    from transformers import EarlyStoppingCallback, PrinterCallback, ProgressCallback
+
+    do_eval = bool(data.heldout_rows)
     metrics_log, quiet_progress = _callback_classes()
     cbs: list[Any] = [metrics_log(work, echo=progress), *callbacks]
     if do_eval and config.eval.patience > 0:
         cbs.append(EarlyStoppingCallback(config.eval.patience, config.eval.threshold))
     trainer = _Trainer(
         model=model,
-        args=args,
-        train_dataset=train_rows,
-        eval_dataset=heldout_rows or None,
+        args=training_arguments(config, work, launch, do_eval=do_eval, progress=progress),
+        train_dataset=data.train_rows,
+        eval_dataset=data.heldout_rows or None,
         data_collator=Collator(tokenizer.pad_token_id, config.batching == "padding_free"),
         processing_class=tokenizer,
         callbacks=cbs,
         grouped=config.batching == "length_grouped",
     )
-    from transformers import PrinterCallback, ProgressCallback
-
+    trainer.metrics_log = cbs[0]
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(quiet_progress)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
+    return trainer
 
-    # -- 5. train ------------------------------------------------------------------------
+
+@dataclass
+class Fit:
+    """What the training loop took, and the held-out loss of the restored best model."""
+
+    train_seconds: float
+    train_cpu_seconds: float
+    final_eval: dict[str, Any]
+
+
+def run_training(trainer: Any, resume_from: Path | None, launch: Launch) -> Fit:
+    """Train (resuming from a checkpoint if given), then evaluate the restored best model."""
+    import torch
+
+    if launch.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     train_started, cpu_started = time.perf_counter(), time.process_time()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    train_seconds = time.perf_counter() - train_started
-    train_cpu_seconds = time.process_time() - cpu_started
-    # Held-out loss of the restored best model (checks that what is saved is the best); every
-    # process takes part, as evaluation gathers across them.
-    trainer.pop_callback(metrics_log)
-    final_eval = trainer.evaluate() if do_eval else {}
-    _barrier(world_size)
-    if not is_main:
-        _leave_process_group()
-        return run_dir
+    fit = Fit(time.perf_counter() - train_started, time.process_time() - cpu_started, {})
+    # Checks that what is saved is the best; every process takes part, as evaluation gathers
+    # across them. The metrics log is removed first: this evaluation is not a training step.
+    trainer.pop_callback(trainer.metrics_log)
+    if trainer.eval_dataset is not None:
+        fit.final_eval = trainer.evaluate()
+    _barrier(launch.world_size)
+    return fit
 
-    # -- 6. artefacts ----------------------------------------------------------------------
-    state = trainer.state
+
+def save_run(config: TrainConfig, trainer: Any, tokenizer: Any, data: Data, work: RunDir,
+             launch: Launch, fit: Fit, resume_from: Path | None, started: float) -> dict:
+    """Write the run's files into the partial folder and drop the checkpoints.
+
+    Returns:
+        The ``run.json`` content.
+    """
     model = trainer.accelerator.unwrap_model(trainer.model)
     artefact = work.artefact(config.method)
     model.save_pretrained(str(artefact), safe_serialization=True)
     tokenizer.save_pretrained(str(artefact))
-    tokens = state.num_input_tokens_seen - trainer.initial_tokens
-    loop_seconds = max(train_seconds - trainer.eval_seconds, 1e-9)
-    trainable, total = trainable_and_total(model)
-    peak, peak_kind = _peak_memory(device)
-    best_step = checkpoint_step(state.best_model_checkpoint or "")
-    run_info = {
+    info = {
+        **_provenance(config, artefact),
+        **_data_facts(config, data),
+        **_cost(model, trainer, launch, fit, started),
+        **_progress(trainer.state, fit, resume_from),
+        **_environment(model, config, launch),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data_report": data.report.summary() if data.report is not None else None,
+    }
+    if data.report is not None:
+        work.write_data_report(data.report.to_dict())
+    work.write_config(config.to_yaml())
+    work.write_info(info)
+    work.ensure_metrics()
+    work.write_card(model_card(config, info))
+    tb = work.checkpoints / "runs"
+    if tb.is_dir():
+        shutil.move(str(tb), str(work.tensorboard))
+    shutil.rmtree(work.checkpoints)
+    return info
+
+
+def _echo_summary(run_dir: Path, config: TrainConfig, info: dict[str, Any]) -> None:
+    best = info["best_eval_loss"]
+    _echo(f"{run_dir}: {config.method} {info['trainable_params']:,}/{info['total_params']:,} "
+          f"params trained, best eval_loss {best if best is not None else '-'} "
+          f"at step {info['best_step']}, {info['tokens_per_s']:.0f} tokens/s, "
+          f"{info['wall_time_s']:.0f}s")
+
+
+# --------------------------------------------------------------------------- run.json
+
+
+def _provenance(config: TrainConfig, artefact: Path) -> dict[str, Any]:
+    return {
         "name": config.name,
         "base": config.base,
         "base_fingerprint": _base_fingerprint(config.base),
         "method": config.method,
         "artifact": artefact.name,
+    }
+
+
+def _data_facts(config: TrainConfig, data: Data) -> dict[str, Any]:
+    train_set, heldout_set = data.train_set, data.heldout_set
+    return {
         "data_fingerprint": fingerprint_data(config.train_data, config.heldout_data),
         "train_data": config.train_data,
         "heldout_data": config.heldout_data,
-        "n_train_rows": len(train_rows),
-        "n_heldout_rows": len(heldout_rows),
+        "n_train_rows": len(data.train_rows),
+        "n_heldout_rows": len(data.heldout_rows),
         "dropped_rows": {
             "invalid": train_set.dropped_invalid,
             "no_trainable_tokens": train_set.dropped_no_target,
@@ -551,6 +646,16 @@ def train(
             "heldout_no_trainable_tokens": heldout_set.dropped_no_target if heldout_set else [],
         },
         "truncated_rows": train_set.truncated,
+    }
+
+
+def _cost(model: Any, trainer: Any, launch: Launch, fit: Fit, started: float) -> dict[str, Any]:
+    """Parameters, memory, time and throughput: the numbers LoRA is chosen for."""
+    trainable, total = trainable_and_total(model)
+    peak, peak_kind = _peak_memory(launch.device)
+    tokens = trainer.state.num_input_tokens_seen - trainer.initial_tokens
+    loop_seconds = max(fit.train_seconds - trainer.eval_seconds, 1e-9)
+    return {
         "trainable_params": int(trainable),
         "total_params": int(total),
         "trainable_share": round(trainable / total, 6) if total else None,
@@ -558,46 +663,122 @@ def train(
         "peak_memory_kind": peak_kind,
         "train_state_bytes": _state_bytes(model, trainer.optimizer),
         "wall_time_s": round(time.perf_counter() - started, 3),
-        "train_time_s": round(train_seconds, 3),
-        "train_cpu_time_s": round(train_cpu_seconds, 3),
+        "train_time_s": round(fit.train_seconds, 3),
+        "train_cpu_time_s": round(fit.train_cpu_seconds, 3),
         "eval_time_s": round(trainer.eval_seconds, 3),
         "train_tokens": int(tokens),
         "tokens_per_s": round(tokens / loop_seconds, 1),
+    }
+
+
+def _progress(state: Any, fit: Fit, resume_from: Path | None) -> dict[str, Any]:
+    return {
         "global_step": state.global_step,
         "max_steps": state.max_steps,
         "epochs_completed": round(state.epoch or 0.0, 4),
-        "best_step": best_step,
+        "best_step": checkpoint_step(state.best_model_checkpoint or ""),
         "best_eval_loss": state.best_metric,
-        "final_eval_loss": final_eval.get("eval_loss"),
+        "final_eval_loss": fit.final_eval.get("eval_loss"),
         "stopped_early": state.global_step < state.max_steps,
         "resumed_from_step": checkpoint_step(resume_from) if resume_from else None,
-        "device": device,
-        "world_size": world_size,
+    }
+
+
+def _environment(model: Any, config: TrainConfig, launch: Launch) -> dict[str, Any]:
+    return {
+        "device": launch.device,
+        "world_size": launch.world_size,
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "attn_implementation": getattr(model.config, "_attn_implementation", None),
         "batching": config.batching,
         "versions": _versions(),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data_report": report.summary() if report is not None else None,
     }
-    if report is not None:
-        work.write_data_report(report.to_dict())
-    work.write_config(config.to_yaml())
-    work.write_info(run_info)
-    work.ensure_metrics()
-    work.write_card(model_card(config, run_info))
-    tb = work.checkpoints / "runs"
-    if tb.is_dir():
-        shutil.move(str(tb), str(work.tensorboard))
-    shutil.rmtree(work.checkpoints)
-    _publish(work.path, run_dir, overwrite)
-    if progress:
-        _echo(f"{run_dir}: {config.method} {trainable:,}/{total:,} params trained, "
-              f"best eval_loss {state.best_metric if state.best_metric is not None else '-'} "
-              f"at step {best_step}, {run_info['tokens_per_s']:.0f} tokens/s, "
-              f"{run_info['wall_time_s']:.0f}s")
-    _leave_process_group()
-    return run_dir
+
+
+def _peak_memory(device: str) -> tuple[int, str]:
+    import torch
+
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak_kb * (1 if sys.platform == "darwin" else 1024)), "rss"
+
+
+def _state_bytes(model: Any, optimizer: Any) -> dict[str, int]:
+    """Bytes held by weights, gradients and optimiser state: the part LoRA shrinks."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    opt = 0
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            opt += sum(v.numel() * v.element_size() for v in state.values() if hasattr(v, "numel"))
+    return {"weights": weights, "gradients": grads, "optimizer": opt}
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__}
+
+
+def _base_fingerprint(ref: str) -> str | None:
+    if ref != "tiny":
+        return None
+    from finetune.tiny import build_tiny, fingerprint
+
+    return fingerprint(build_tiny())
+
+
+# --------------------------------------------------------------------------- launch helpers
+
+
+def _resolve_device(config: TrainConfig) -> str:
+    from finetune.models import pick_device
+
+    device = pick_device(config.device)
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    return device
+
+
+def _report_to(config: TrainConfig) -> list[str]:
+    import importlib.util
+
+    for name in config.report_to:
+        if importlib.util.find_spec(name) is None:
+            raise UsageError(
+                f"report_to: {name} is not installed; pip install 'tuneproof[track]' or drop it"
+            )
+    return list(config.report_to)
+
+
+def _leave_process_group() -> None:
+    # A rank that exits with its gloo group still up can abort in the C++ teardown
+    # ("terminate called without an active exception"), failing the launch at random.
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _barrier(world_size: int) -> None:
+    if world_size > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def _publish(work: Path, run_dir: Path, overwrite: bool) -> None:
+    """Rename the finished partial folder into place (replacing an old run if asked)."""
+    if run_dir.exists() and not overwrite:
+        raise UsageError(f"{run_dir}: run exists; pick another name=, or pass --overwrite")
+    replace_dir(work, run_dir)
+
+
+# --------------------------------------------------------------------------- the Trainer
 
 
 def accepts_logits_to_keep(model: Any) -> bool:
@@ -686,63 +867,6 @@ class _Trainer:
                     self.eval_seconds += time.perf_counter() - t
 
         return TimedTrainer(**kwargs)
-
-
-def _validate(config: TrainConfig, tokenizer: Any, *, force: bool, progress: bool) -> Any:
-    """Run the data checks; errors stop the run unless ``force``."""
-    from finetune.data.validate import validate
-
-    report = validate(
-        config.train_data,
-        heldout=config.heldout_data,
-        base=config.base,
-        tokenizer=tokenizer,
-        max_seq_len=config.max_seq_len,
-        group_field=config.data_checks.group_field,
-        outcome_pattern=config.data_checks.outcome_pattern,
-        progress=False,
-    )
-    if report.n_errors and not force:
-        first = report.row_errors[0]["message"] if report.row_errors else config.train_data
-        raise DataError(
-            f"{first} ({report.n_errors} data errors in all; see `finetune validate "
-            f"{config.train_data}`; fix them, or pass --force to train on the valid rows)"
-        )
-    if progress and (report.n_errors or report.n_warnings):
-        _echo(f"{config.train_data}: data validation: {report.n_errors} errors, "
-              f"{report.n_warnings} warnings (details in data_report.json)")
-    return report
-
-
-def _base_fingerprint(ref: str) -> str | None:
-    if ref != "tiny":
-        return None
-    from finetune.tiny import build_tiny, fingerprint
-
-    return fingerprint(build_tiny())
-
-
-def _leave_process_group() -> None:
-    # A rank that exits with its gloo group still up can abort in the C++ teardown
-    # ("terminate called without an active exception"), failing the launch at random.
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def _barrier(world_size: int) -> None:
-    if world_size > 1:
-        from accelerate import PartialState
-
-        PartialState().wait_for_everyone()
-
-
-def _publish(work: Path, run_dir: Path, overwrite: bool) -> None:
-    """Rename the finished partial folder into place (replacing an old run if asked)."""
-    if run_dir.exists() and not overwrite:
-        raise UsageError(f"{run_dir}: run exists; pick another name=, or pass --overwrite")
-    replace_dir(work, run_dir)
 
 
 # --------------------------------------------------------------------------- CLI
