@@ -160,6 +160,9 @@ class TrainConfig(_Section):
     """Data validation options."""
     seed: int = 0
     """Seed for initialisation, shuffling and the held-out split."""
+    threads: int | None = Field(None, gt=0)
+    """CPU threads while training (default: torch's, one per core). The summation order, and
+    so the exact result, depends on it: pin it for runs that must repeat across machines."""
     batching: Literal["padded", "length_grouped", "padding_free"] = "length_grouped"
     """Batches: ``padded`` (random order), ``length_grouped`` (similar lengths together, little
     padding) or ``padding_free`` (rows concatenated with position ids, no padding)."""

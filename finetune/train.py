@@ -22,6 +22,7 @@ killed run resumes from.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -311,6 +312,28 @@ def _echo(text: str) -> None:
 # --------------------------------------------------------------------------- the recipe
 
 
+def _pinned_threads(fn: Callable[..., Path]) -> Callable[..., Path]:
+    """Run ``fn(config, ...)`` with ``config.threads`` CPU threads, then restore the count.
+
+    The app trains in a background thread of the serving process, which keeps its own count.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(config: TrainConfig, *args: Any, **kwargs: Any) -> Path:
+        import torch
+
+        before = torch.get_num_threads()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        try:
+            return fn(config, *args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapper
+
+
+@_pinned_threads
 def train(
     config: TrainConfig,
     *,

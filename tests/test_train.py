@@ -216,3 +216,24 @@ def test_list_runs_registry(smoke_run: Path, tmp_path: Path) -> None:
     assert info.adapter_dir == runs / "smoke" / "adapter" and info.adapter_dir.is_dir()
     assert info.run["method"] == "lora" and info.metrics and "step" in info.metrics[0]
     assert list_runs(tmp_path / "missing") == []
+
+
+def test_threads_pinned_while_training_then_restored(tmp_path: Path, demo_dir: Path,
+                                                      tiny_dir: Path) -> None:
+    import torch
+    from transformers import TrainerCallback
+
+    from finetune.train import train
+
+    seen: list[int] = []
+
+    class Record(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    cfg = load_config(small_config(tmp_path, demo_dir), ["optim.max_steps=2", f"threads={want}"])
+    train(cfg, runs_dir=tmp_path / "runs", progress=False, callbacks=[Record()])
+    assert seen and set(seen) == {want}
+    assert torch.get_num_threads() == before
