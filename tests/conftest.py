@@ -126,3 +126,26 @@ def built_demo(tuneproof_home: Path, tmp_path_factory: pytest.TempPathFactory) -
     workdir = Path(given) if given else tmp_path_factory.mktemp("built_demo")
     build_demo(workdir, seed=0)
     return workdir
+
+
+@pytest.fixture(scope="module")
+def small_demo_options():
+    """``build_demo`` options for a small, fast demo (the plumbing test's sizes), and a gate:
+    ``(options, gate)``; the build waits for ``gate.set()`` so that a test can look at the app
+    before any adapter exists, whatever the machine's speed."""
+    import threading
+
+    from evalsuite.demo_pipeline import build_demo
+    from finetune.demo import DemoConfig
+
+    gate = threading.Event()
+
+    def gated_build(*args, **kwargs):
+        assert gate.wait(600), "the test never opened the build's gate"
+        return build_demo(*args, **kwargs)
+
+    options = {"demo_config": DemoConfig(n_train=40, n_heldout_pairs=5),
+               "train_overrides": ["optim.epochs=1", "eval.every_steps=1000"],
+               "build": gated_build}
+    yield options, gate
+    gate.set()  # never leave a build thread waiting

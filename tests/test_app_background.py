@@ -7,18 +7,14 @@ how fast the build is.
 """
 
 import json
-import threading
 import time
 
 import pytest
 from gradio_client import Client
 
 import app
-from finetune.demo import DemoConfig
 from tuneproof_app.background import FAILED, READY
 
-SMALL = {"demo_config": DemoConfig(n_train=40, n_heldout_pairs=5),
-         "train_overrides": ["optim.epochs=1", "eval.every_steps=1000"]}
 SYSTEM = "You are a retail support assistant. Reply with the intent and the action."
 MESSAGE = "Hi, I'm Mary. Can you recommend a laptop? I want one under $50."
 
@@ -50,26 +46,13 @@ def _wait(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _gated_build():
-    """build_demo behind a gate the test opens."""
-    from evalsuite.demo_pipeline import build_demo
-
-    gate = threading.Event()
-
-    def build(*args, **kwargs):
-        assert gate.wait(600)
-        return build_demo(*args, **kwargs)
-
-    return gate, build
-
-
 @pytest.fixture(scope="module")
-def first_start(tmp_path_factory):
-    """A first start on an empty folder, built in the background; yields (tmp, blocks, url,
-    what was seen before the gate opened) and the finished demo for the restart test."""
+def first_start(tmp_path_factory, small_demo_options):
+    """A first start on an empty folder, built in the background: (tmp, blocks, url, what was
+    seen before the build's gate opened); the later tests reuse its finished demo."""
     tmp = tmp_path_factory.mktemp("first_start")
-    gate, build = _gated_build()
-    blocks = app.build(_args(tmp), build=build, **SMALL)
+    options, gate = small_demo_options
+    blocks = app.build(_args(tmp), **options)
     url = _launch(blocks)
     ctx = blocks.tuneproof
     client = Client(url, verbose=False)
@@ -96,6 +79,7 @@ def test_base_answers_at_once_and_the_adapters_join_without_restart(first_start)
     assert ctx.models == ["base", "biased", "fair"]
     assert set(ctx.engine.adapter_dirs) == {"biased", "fair"}
     assert ctx.engine.adapter_dirs["fair"] == tmp / "demo" / "runs" / "fair" / "adapter"
+    assert ctx.examples and ctx.system_prompt  # from the held-out data the build wrote
 
     # the same server, a new client: the adapters answer, the reports and lists have them
     client = Client(url, verbose=False)
@@ -119,7 +103,7 @@ def test_base_answers_at_once_and_the_adapters_join_without_restart(first_start)
         _compare(client, ["base", str(tmp / "demo" / "runs" / "fair")])  # still names only
 
 
-def test_a_restart_reuses_the_build(first_start, capsys):
+def test_a_restart_reuses_the_build(first_start, small_demo_options, capsys):
     tmp, blocks, _, _ = first_start
     assert blocks.tuneproof.builder.wait(900).state == READY
     results = tmp / "demo" / "eval" / "results.json"
@@ -127,7 +111,7 @@ def test_a_restart_reuses_the_build(first_start, capsys):
                for n in ("biased", "fair")}
     before = results.stat().st_mtime_ns
     capsys.readouterr()
-    again = app.build(_args(tmp, "--votes", str(tmp / "v2.sqlite")), **SMALL)
+    again = app.build(_args(tmp, "--votes", str(tmp / "v2.sqlite")), **small_demo_options[0])
     try:
         assert "reusing the demo" in capsys.readouterr().out
         ctx = again.tuneproof
@@ -139,7 +123,8 @@ def test_a_restart_reuses_the_build(first_start, capsys):
         again.close()
 
 
-def test_an_interrupted_build_serves_what_is_done_and_builds_the_rest(first_start, tmp_path):
+def test_an_interrupted_build_serves_what_is_done_and_builds_the_rest(first_start, tmp_path,
+                                                                     small_demo_options):
     import shutil
 
     src, blocks, _, _ = first_start
@@ -147,7 +132,7 @@ def test_an_interrupted_build_serves_what_is_done_and_builds_the_rest(first_star
     shutil.copytree(src / "demo", tmp_path / "demo")
     shutil.rmtree(tmp_path / "demo" / "eval")
     shutil.rmtree(tmp_path / "demo" / "runs" / "fair")  # as if stopped while training it
-    again = app.build(_args(tmp_path), **SMALL)
+    again = app.build(_args(tmp_path), **small_demo_options[0])
     try:
         ctx = again.tuneproof
         assert ctx.models[:2] == ["base", "biased"]  # served at once, trained before
@@ -159,11 +144,14 @@ def test_an_interrupted_build_serves_what_is_done_and_builds_the_rest(first_star
         again.close()
 
 
-def test_a_failed_build_shows_its_one_line_error_and_the_base_keeps_serving(tmp_path, capfd):
+def test_a_failed_build_shows_its_one_line_error_and_the_base_keeps_serving(
+        tmp_path, small_demo_options, capfd):
+    options, gate = small_demo_options
+    gate.set()
     demo = tmp_path / "demo"
     demo.mkdir()
     (demo / "demo.json").write_text(json.dumps({"base": "other", "seed": 9}))  # another demo's
-    blocks = app.build(_args(tmp_path), **SMALL)
+    blocks = app.build(_args(tmp_path), **small_demo_options[0])
     try:
         ctx = blocks.tuneproof
         state = ctx.builder.wait(300)

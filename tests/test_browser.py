@@ -107,3 +107,60 @@ def test_compare_three_columns_then_arena_vote(launch_app, browser, tmp_path):
     board = browser.find_element(By.ID, "arena-board").text
     assert vote.model_left in board
     _shot(browser, tmp_path, "app_arena.png")
+
+
+def test_first_start_serves_the_base_then_the_demo_adapters_join_without_reload(
+        browser, tmp_path, small_demo_options, capsys):
+    """A fresh start (no adapters): the page shows the base answering while the demo builds,
+    then the adapters appear in the same page, served by the same server."""
+    from selenium.webdriver.common.by import By
+
+    import app
+
+    options, gate = small_demo_options
+    args = app.parse_args(["--base", "tiny", "--runs", str(tmp_path / "runs"), "--demo-dir",
+                           str(tmp_path / "demo"), "--votes", str(tmp_path / "v.sqlite")])
+    blocks = app.build(args, **options)
+    _, url, _ = blocks.launch(server_name="127.0.0.1", server_port=None, quiet=True,
+                              prevent_thread_lock=True, show_error=True)
+    shots = []
+    try:
+        browser.get(url)
+        status = _wait(lambda: browser.find_element(By.ID, "build-status").text,
+                       what="the build status line")
+        assert "Building the demo adapters" in status
+
+        def choices():
+            boxes = browser.find_elements(By.CSS_SELECTOR, "#compare-models label")
+            return [b.text.strip() for b in boxes]
+
+        assert choices() == ["base"]
+        box = browser.find_element(By.CSS_SELECTOR, "#compare-message textarea")
+        box.send_keys("Hi, I'm Mary. I need a laptop under $50.")
+        browser.find_element(By.CSS_SELECTOR, "#compare-send").click()
+        _wait(lambda: "tok/s" in browser.find_element(By.ID, "compare-stats-0").text,
+              what="the base's answer")
+        shots.append(_shot(browser, tmp_path, "first_start_building.png"))
+
+        gate.set()  # now let the demo build, and watch the same page
+        _wait(lambda: choices() == ["base", "biased", "fair"], timeout=900,
+              what="the demo adapters in the Compare model list")
+        _wait(lambda: "Demo ready" in browser.find_element(By.ID, "build-status").text,
+              timeout=60, what="the ready status")
+        system = browser.find_element(By.CSS_SELECTOR, ".tp-system textarea")
+        _wait(lambda: system.get_attribute("value") == blocks.tuneproof.system_prompt != "",
+              what="the demo's system prompt filled in")
+        shots.append(_shot(browser, tmp_path, "first_start_ready.png"))
+        fair = next(b for b in browser.find_elements(By.CSS_SELECTOR, "#compare-models label")
+                    if b.text.strip() == "fair")
+        fair.click()
+        browser.find_element(By.CSS_SELECTOR, "#compare-send").click()
+        _wait(lambda: "tok/s" in browser.find_element(By.ID, "compare-stats-1").text,
+              what="the fair adapter's answer")
+        label = browser.find_element(By.CSS_SELECTOR, "#compare-chat-1").text.split("\n")[0]
+        assert label == "fair"
+        shots.append(_shot(browser, tmp_path, "first_start_fair_answers.png"))
+    finally:
+        blocks.close()
+    with capsys.disabled():
+        print("\nscreenshots: " + ", ".join(str(p) for p in shots))

@@ -21,6 +21,7 @@ ENGINE = "engine"
 CSS = ".tp-probe table{border-collapse:collapse}.tp-probe td,.tp-probe th{border:1px solid #ccc;"\
       "padding:4px 8px;vertical-align:top}"
 # Plain text: headless browsers and some desktops have no emoji font.
+SYSTEM_BOX = "tp-system"
 STATUS_EVERY_S = 2.0
 """How often an open page polls a background build's progress."""
 VOTE_LABELS = {"left": "← Left is better", "right": "Right is better →", "tie": "Tie",
@@ -53,7 +54,10 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         with gr.Tab("Reports", id="reports"):
             report_parts = _reports_tab(ctx)
         if ctx.builder is not None:
-            _watch_build(ctx, header, status, [compare_models, probe_models], report_parts)
+            systems = [b for b in demo.blocks.values()
+                       if SYSTEM_BOX in (getattr(b, "elem_classes", None) or [])]
+            _watch_build(ctx, header, status, [compare_models, probe_models], systems,
+                         report_parts)
         # a page opened later shows the votes cast since the app started
         demo.load(friendly(partial(arena.tables, ctx)), None, list(boards),
                   api_name="leaderboard_on_load", concurrency_id="votes", concurrency_limit=8)
@@ -71,8 +75,14 @@ def _status(ctx: AppContext) -> str:
     return status_html(ctx.builder.status(), ctx.engine.base_ref, ctx.adapters)
 
 
+def _system_box(ctx: AppContext) -> Any:
+    # the class lets a background build fill every tab's box once the demo data exists
+    return gr.Textbox(ctx.system_prompt, label="System prompt", lines=1,
+                      elem_classes=[SYSTEM_BOX])
+
+
 def _watch_build(ctx: AppContext, header: Any, status: Any, model_lists: list[Any],
-                 report_parts: tuple[Any, ...]) -> None:
+                 systems: list[Any], report_parts: tuple[Any, ...]) -> None:
     """Show a background build's progress; when models or reports change, refresh the lists.
 
     The server-side choices change for every session at once (they validate requests); each
@@ -90,23 +100,27 @@ def _watch_build(ctx: AppContext, header: Any, status: Any, model_lists: list[An
     shown = gr.State(ctx.version)
     timer = gr.Timer(STATUS_EVERY_S)
 
-    def on_tick(seen: int, pick_value: Any, data_value: Any) -> tuple[Any, ...]:
+    def on_tick(seen: int, pick_value: Any, data_value: Any, *system_values: str) -> Any:
         state = ctx.builder.status()  # before the version: a finished build bumped it already
         version = ctx.version
         keep = gr.Timer(active=not state.done)
+        n_lists = len(model_lists) + len(systems) + 5
         if seen == version:
-            return (_status(ctx), seen, *[gr.skip()] * 7, keep)
+            return (_status(ctx), seen, *[gr.skip()] * n_lists, keep)
         results = list(reports.find_results(ctx.results_dirs))
         runs = ctx.registry.names() if ctx.registry else []
         return (_status(ctx), version, _header(ctx),
                 *[gr.update(choices=ctx.models) for _ in model_lists],
-                gr.update(choices=results, value=pick_value or next(iter(results), None)),
-                gr.update(choices=runs, value=data_value or next(iter(runs), None)),
+                *[gr.skip() if (v or "").strip() else ctx.system_prompt for v in system_values],
+                gr.update(choices=results, value=pick_value or results[0]) if results
+                else gr.skip(),
+                gr.update(choices=runs, value=data_value or runs[0]) if runs else gr.skip(),
                 reports.run_summary(ctx.registry) if ctx.registry else gr.skip(),
                 reports.curves(ctx.registry) if ctx.registry else gr.skip(), keep)
 
-    timer.tick(on_tick, [shown, pick, data_pick],
-               [status, shown, header, *model_lists, pick, data_pick, runs_df, curve, timer],
+    timer.tick(on_tick, [shown, pick, data_pick, *systems],
+               [status, shown, header, *model_lists, *systems, pick, data_pick, runs_df, curve,
+                timer],
                api_name="build_tick", api_visibility="undocumented", show_progress="hidden",
                concurrency_id="status", concurrency_limit=8)
 
@@ -136,7 +150,7 @@ def _compare_tab(ctx: AppContext) -> Any:
     chosen = _default_models(ctx)
     models = gr.CheckboxGroup(ctx.models, value=chosen, elem_id="compare-models",
                               label=f"Models: the base and up to {MAX_ADAPTERS} adapters")
-    system = gr.Textbox(ctx.system_prompt, label="System prompt", lines=1)
+    system = _system_box(ctx)
     columns, chats, stats = [], [], []
     with gr.Row(equal_height=True):
         for j in range(N_COLUMNS):
@@ -195,7 +209,7 @@ def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any]:
         walk_index = gr.Number(0, precision=0, label="Next held-out prompt (0-based)")
         max_new = gr.Slider(1, ctx.max_new_tokens_cap, min(32, ctx.max_new_tokens_cap), step=1,
                             label="Max new tokens")
-    system = gr.Textbox(ctx.system_prompt, label="System prompt", lines=1)
+    system = _system_box(ctx)
     status = gr.Markdown(elem_id="arena-status")
     with gr.Row(equal_height=True):
         left = gr.Textbox(label="Left", lines=4, max_lines=8, interactive=False,
@@ -242,7 +256,7 @@ def _probe_tab(ctx: AppContext) -> Any:
         axes = gr.CheckboxGroup(list(AXES), value=list(AXES), label="Vary")
         max_new = gr.Slider(1, ctx.max_new_tokens_cap, min(32, ctx.max_new_tokens_cap), step=1,
                             label="Max new tokens")
-    system = gr.Textbox(ctx.system_prompt, label="System prompt", lines=1)
+    system = _system_box(ctx)
     run = gr.Button("Probe", variant="primary", elem_id="probe-run")
     table = gr.HTML(elem_id="probe-table")
     with gr.Accordion("Details", open=False):
@@ -292,6 +306,9 @@ def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
 
     def on_pick(name: str) -> tuple[Any, ...]:
         found = reports.find_results(ctx.results_dirs)  # a background build may add one
+        if not name and not found:
+            md, _, table, _ = reports.evaluation(None)
+            return "", md, table, "{}"
         if name not in found:
             raise gr.Error(f"evaluation: unknown {name!r}; choose one of {', '.join(found)}")
         md, res, table, html_page = reports.evaluation(found[name])
