@@ -144,6 +144,7 @@ class Engine:
         self.max_new_tokens_cap = max_new_tokens_cap
         self.batch_size = batch_size
         self.adapter_dirs: dict[str, Path] = {}
+        self.adapter_warnings: dict[str, list[str]] = {}  # name -> evalsuite.adapter_checks
         self._lock = threading.Lock()
         eos = self.model.generation_config.eos_token_id
         if eos is None:
@@ -166,9 +167,14 @@ class Engine:
     def add_adapter(self, name: str, path: str | Path) -> None:
         """Load a PEFT adapter under ``name`` (a run directory or its ``adapter/`` folder).
 
+        An adapter not trained on this base is refused; one that does not change the base's
+        output is loaded with a warning in ``adapter_warnings[name]``
+        (:mod:`evalsuite.adapter_checks`).
+
         Raises:
             UsageError: a bad or duplicate name, or an adapter that cannot join mixed batches.
-            InputError: the folder is missing or not a loadable adapter.
+            InputError: the folder is missing, not a loadable adapter, or not trained on
+                this base.
         """
         if not isinstance(name, str) or not _NAME.match(name):
             raise UsageError(
@@ -185,6 +191,11 @@ class Engine:
             raise UsageError(f"{path}: DoRA adapters cannot join mixed-adapter batches")
         from peft import PeftModel
 
+        from evalsuite import adapter_checks
+
+        label = f"{path}: adapter {name!r}"
+        adapter_checks.check_trained_on_base(self.model, self.base_ref, folder, label)
+
         with self._lock:
             try:
                 if not self.adapter_dirs:
@@ -197,6 +208,8 @@ class Engine:
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise InputError(f"{path}: cannot load adapter: {first}") from None
             self.model.eval()
+            self.adapter_warnings[name] = adapter_checks.no_op_warnings(
+                self.model, self.tokenizer, name, BASE)
             self.adapter_dirs[name] = folder
 
     def _check_models(self, models: Sequence[str]) -> list[str]:

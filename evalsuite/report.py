@@ -95,6 +95,11 @@ def disagreements(
     return out
 
 
+def model_warnings(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """(model, warning) for every ``warnings`` entry of results.json (e.g. a no-op adapter)."""
+    return [(n, w) for n, m in results["models"].items() for w in m.get("warnings", [])]
+
+
 # ----------------------------------------------------------------------------------- markdown
 def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) -> str:
     """The whole report as Markdown."""
@@ -109,6 +114,7 @@ def render_markdown(results: dict[str, Any], predictions: list[dict[str, Any]]) 
         f"{results['stats']['seed']}); p-values: {results['stats']['binary_test']} for 0/1 "
         f"scores, {results['stats']['continuous_test']} otherwise.",
         "",
+        *(f"> **Warning**, `{n}`: {w}\n" for n, w in model_warnings(results)),
         "## Metrics",
         "",
         _md_table(["model", *scorers],
@@ -570,6 +576,8 @@ def render_html(results: dict[str, Any], predictions: list[dict[str, Any]]) -> s
         f"95% bootstrap CIs ({results['stats']['n_boot']} resamples, seed "
         f"{results['stats']['seed']}); p-values: {esc(results['stats']['binary_test'])} for 0/1 "
         f"scores, {esc(results['stats']['continuous_test'])} otherwise.</p>",
+        *(f'<p class="fail">Warning, <code>{esc(n)}</code>: {esc(w)}</p>'
+          for n, w in model_warnings(results)),
     ]
     gate_models = [(n, m) for n, m in models.items() if "gates" in m]
     if gate_models:

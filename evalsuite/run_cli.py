@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
             p = c["p_value"]
             print(f"{'base -> ' + c['b']:>16}: {c['metric']} delta {c['delta']:+.3f} "
                   f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] p={p if p is None else f'{p:.3g}'}")
+    for name, m in result.results["models"].items():
+        for warning in m.get("warnings", []):
+            print(f"warning: {name}: {warning}", file=sys.stderr)
     print(f"report: {result.out_dir / 'report.html'}")
     if result.failed_gates:
         for failure in result.failed_gates:

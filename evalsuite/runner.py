@@ -416,6 +416,9 @@ def run_eval(
             "metrics": metrics[m.name],
             "groups": groups[m.name],
             "generated_tokens": m.n_tokens,
+            # e.g. a no-op adapter (evalsuite.adapter_checks); the report and verdict show it
+            "warnings": list(getattr(engine, "adapter_warnings", {}).get(m.engine_model, []))
+            if m.kind == "adapter" else [],
         }
         if block is not None:
             entry["fairness"] = block

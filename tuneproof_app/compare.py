@@ -117,7 +117,8 @@ def run_compare(
             for j in range(len(chosen))
         ]
         columns += [[] for _ in blank]
-        lines = [stats_markdown(stats.get(m)) for m in chosen] + blank
+        lines = ["\n\n".join(filter(None, [stats_markdown(stats.get(m)), ctx.notice(m)]))
+                 for m in chosen] + blank
         details = {"models": chosen, "answers": dict(zip(chosen, texts, strict=True)),
                    "stats": stats, "done": done}
         yield (*columns, *lines, details)

@@ -142,6 +142,11 @@ class AppContext:
 
         return BASE if name == BASE_LABEL else name
 
+    def notice(self, name: str) -> str:
+        """The engine's warnings on a model (e.g. a no-op adapter) as one line; "" if none."""
+        warnings = getattr(self.engine, "adapter_warnings", {}).get(self.engine_name(name), [])
+        return " ".join(f"Warning: {w}" for w in warnings)
+
     def check_text(self, text: object, what: str = "message") -> str:
         """A non-empty message within the length cap."""
         if not isinstance(text, str) or not text.strip():

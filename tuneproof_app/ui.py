@@ -65,8 +65,9 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
 
 
 def _header(ctx: AppContext) -> str:
+    notices = "".join(f"\n\n**`{m}`**: {ctx.notice(m)}" for m in ctx.models if ctx.notice(m))
     return "# tuneproof · base and adapters side by side\nModels: " + ", ".join(
-        f"`{m}`" for m in ctx.models)
+        f"`{m}`" for m in ctx.models) + notices
 
 
 def _status(ctx: AppContext) -> str:
