@@ -8,7 +8,9 @@ the first chunk) and left-padded. The same engine serves the evaluation, the fai
 (log-likelihoods) and the app (token streaming).
 
 Mixed batches do not work with DoRA or merged adapters (PEFT docs); such adapters are
-refused when loaded.
+refused when loaded. When every loaded adapter is plain LoRA, the LoRA layers run the batched
+fast path of ``evalsuite.lora_batched`` (every adapter stacked, two matmuls per layer instead
+of PEFT's loop over adapters); ``batched_lora=False`` keeps PEFT's path, the reference.
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ class Engine:
         max_prompt_tokens: longest prompt accepted, in tokens.
         max_new_tokens_cap: largest ``max_new_tokens`` accepted.
         batch_size: prompts per chunk; each chunk holds ``batch_size x len(models)`` rows.
+        batched_lora: apply mixed-adapter batches with the stacked fast path when every
+            adapter qualifies (plain LoRA); ``False``: PEFT's own loop over adapters.
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class Engine:
         max_prompt_tokens: int = 1024,
         max_new_tokens_cap: int = 256,
         batch_size: int = 32,
+        batched_lora: bool = True,
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size: must be >= 1, got {batch_size}")
@@ -143,6 +148,8 @@ class Engine:
         self.max_prompt_tokens = max_prompt_tokens
         self.max_new_tokens_cap = max_new_tokens_cap
         self.batch_size = batch_size
+        self.batched_lora = batched_lora
+        self._batched: Any = None  # BatchedLoRA, built on first use after an adapter change
         self.adapter_dirs: dict[str, Path] = {}
         self.adapter_warnings: dict[str, list[str]] = {}  # name -> evalsuite.adapter_checks
         self._lock = threading.Lock()
@@ -211,6 +218,7 @@ class Engine:
             self.adapter_warnings[name] = adapter_checks.no_op_warnings(
                 self.model, self.tokenizer, name, BASE)
             self.adapter_dirs[name] = folder
+            self._batched = None
 
     def _check_models(self, models: Sequence[str]) -> list[str]:
         models = list(models)
@@ -290,9 +298,25 @@ class Engine:
                 mask[r, : len(ids)] = 1
         return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
 
-    def _adapter_kwargs(self, row_models: list[str]) -> dict[str, Any]:
+    def _mixed(self, row_models: list[str]) -> tuple[Any, dict[str, Any]]:
+        """(context, generate kwargs) that give row ``i`` the model ``row_models[i]``."""
         # A plain model (no adapters) only ever serves BASE; _check_models made sure of that.
-        return {"adapter_names": row_models} if self.is_peft else {}
+        if not self.is_peft:
+            return contextlib.nullcontext(), {}
+        if self.batched_lora:
+            if self._batched is None:
+                from evalsuite.lora_batched import BatchedLoRA
+
+                self._batched = BatchedLoRA.build(self.model) or False
+            if self._batched:
+                return self._batched.activate(row_models), {}
+        return contextlib.nullcontext(), {"adapter_names": list(row_models)}
+
+    @property
+    def uses_batched_lora(self) -> bool:
+        """Whether mixed batches run the stacked fast path (else PEFT's loop)."""
+        self._mixed([BASE])
+        return bool(self.batched_lora and self.is_peft and self._batched)
 
     def _cut(self, tokens: list[int]) -> tuple[list[int], int]:
         """Tokens before the first end token, and the count generated including it."""
@@ -346,13 +370,12 @@ class Engine:
                     if config.seed is not None and config.temperature > 0
                     else contextlib.nullcontext()
                 )
+                mixed, names = self._mixed([models[j] for _, j in rows])
                 t0 = time.perf_counter()
-                with seed_ctx, torch.inference_mode():
+                with seed_ctx, torch.inference_mode(), mixed:
                     if config.seed is not None and config.temperature > 0:
                         torch.manual_seed(config.seed + c)
-                    out = self.model.generate(
-                        **batch, **kwargs, **self._adapter_kwargs([models[j] for _, j in rows])
-                    )
+                    out = self.model.generate(**batch, **kwargs, **names)
                 seconds = time.perf_counter() - t0
                 new = out[:, batch["input_ids"].shape[1]:].tolist()
                 for (i, j), tokens in zip(rows, new, strict=True):
@@ -411,10 +434,12 @@ class Engine:
         def work() -> None:
             try:
                 with self._lock, torch.inference_mode():
+                    mixed, names = self._mixed(models)
                     if config.seed is not None and config.temperature > 0:
                         torch.manual_seed(config.seed)
-                    self.model.generate(
-                        **batch, **kwargs, **self._adapter_kwargs(models), streamer=streamer,
+                    with mixed:
+                        self.model.generate(
+                            **batch, **kwargs, **names, streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_Stop()]),
                     )
             except BaseException as err:  # handed to the consuming thread
@@ -506,9 +531,9 @@ class Engine:
                 # Right padding: positions start at 0 for every row and, the attention being
                 # causal, trailing pads cannot change the scored tokens.
                 batch = self._batch([pairs[i][0] for i, _ in rows], side="right")
-                logits = self.model(
-                    **batch, **self._adapter_kwargs([models[j] for _, j in rows])
-                ).logits.float()
+                mixed, names = self._mixed([models[j] for _, j in rows])
+                with mixed:
+                    logits = self.model(**batch, **names).logits.float()
                 logprobs = torch.log_softmax(logits, dim=-1)
                 for r, (i, j) in enumerate(rows):
                     ids, n_ctx = pairs[i]
