@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,9 +27,9 @@ from typing import Any
 
 from finetune.errors import InputError, UsageError
 from finetune.models import load_base
+from finetune.rundir import RUN_NAME_RULE, is_run_name
 
 BASE = "__base__"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 @dataclass
@@ -183,10 +182,8 @@ class Engine:
             InputError: the folder is missing, not a loadable adapter, or not trained on
                 this base.
         """
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise UsageError(
-                f"adapter name {name!r}: use letters, digits, '_' or '-' (at most 64 characters)"
-            )
+        if not is_run_name(name):
+            raise UsageError(f"adapter name {name!r}: {RUN_NAME_RULE}")
         if name == BASE or name in self.adapter_dirs:
             raise UsageError(f"adapter name {name!r}: already in use")
         folder = resolve_adapter_dir(path)

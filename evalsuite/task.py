@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from finetune.data.formats import RowError, iter_rows, split_prompt, to_messages
 from finetune.errors import InputError, UsageError, where
+from finetune.yamlspec import read_mapping, resolve_path, validate
 
 SCORER_TYPES = ("label", "exact_match", "rouge_l", "semantic_similarity", "loss")
 BASELINES = ("zero-shot", "few-shot")
@@ -203,97 +203,21 @@ def matches(meta: dict[str, Any], condition: Where | None) -> bool:
     return True
 
 
-# --------------------------------------------------------------------- YAML with line numbers
-def _line_index(text: str) -> dict[tuple[Any, ...], int]:
-    """Map each key path of a YAML document to its 1-based line."""
-    index: dict[tuple[Any, ...], int] = {}
-
-    def walk(node: Any, path: tuple[Any, ...]) -> None:
-        index.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                sub = (*path, key.value)
-                index[sub] = key.start_mark.line + 1
-                walk(value, sub)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, value in enumerate(node.value):
-                walk(value, (*path, i))
-
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return index
-    if root is not None:
-        walk(root, ())
-    return index
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _error_line(index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    for cut in range(len(loc), -1, -1):
-        if loc[:cut] in index:
-            return index[loc[:cut]]
-    return None
-
-
 def load_task(path: str | Path) -> TaskSpec:
-    """Read and validate a task YAML.
+    """Read and validate a task YAML (through ``finetune.yamlspec``, as the training config).
 
     Raises:
-        InputError: unreadable file or YAML.
+        InputError: a missing or unreadable file, or not YAML.
         UsageError: a key with a bad value, as ``file:line: key: problem``.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(where(path, None, None, "no such file")) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(where(path, None, None, f"cannot read: {err}")) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise InputError(where(path, line, None, f"invalid YAML: {problem}")) from None
-    if not isinstance(raw, dict):
-        raise UsageError(where(path, None, None, "expected a mapping of task keys"))
-    try:
-        task = TaskSpec.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = tuple(x for x in first["loc"] if not str(x).startswith(("function-", "literal[")))
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif first["type"] == "missing":
-            msg = "required key is missing"
-        line = _error_line(_line_index(text), loc)
-        raise UsageError(where(path, line, _dotted(loc) or None, msg)) from None
-    folder = p.resolve().parent
-    task.path = str(p.resolve())
-    task.data = _relative(folder, task.data)
+    raw, text = read_mapping(path)
+    task = validate(TaskSpec, raw, path, text)
+    folder = Path(path).resolve().parent
+    task.path = str(Path(path).resolve())
+    task.data = resolve_path(task.data, folder)
     if task.baselines and task.baselines.few_shot:
-        task.baselines.few_shot.train = _relative(folder, task.baselines.few_shot.train)
+        task.baselines.few_shot.train = resolve_path(task.baselines.few_shot.train, folder)
     return task
-
-
-def _relative(folder: Path, value: str) -> str:
-    candidate = Path(value).expanduser()
-    if not candidate.is_absolute():
-        local = folder / candidate
-        # Hub dataset ids (org/name) stay as given when no such local file exists.
-        if local.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", value):
-            return str(local)
-        return value
-    return str(candidate)
 
 
 # ------------------------------------------------------------------------------------ rows

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from finetune.errors import InputError, UsageError, where
+from finetune.errors import UsageError, where
+from finetune.rundir import check_run_name
+from finetune.yamlspec import read_mapping, resolve_path, validate
 
 _PATH_FIELDS = ("train_data", "heldout_data", "base")
 
@@ -134,8 +136,8 @@ class SweepSection(_Section):
 class TrainConfig(_Section):
     """Everything ``finetune train`` needs; validated on creation."""
 
-    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    """Run name: the run is written to ``<runs>/<name>/``."""
+    name: str = "run"
+    """Run name (the run is written to ``<runs>/<name>/``): letters, digits, ``_``, ``-``."""
     base: str = "tiny"
     """Base model: ``tiny``, a local model folder, or a hub id."""
     train_data: str
@@ -180,6 +182,11 @@ class TrainConfig(_Section):
     """Run code shipped with a hub model."""
     sweep: SweepSection | None = None
     """Search space for ``finetune sweep`` (ignored by ``finetune train``)."""
+
+    @field_validator("name")
+    @classmethod
+    def _run_name(cls, value: str) -> str:
+        return check_run_name(value)
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -255,66 +262,14 @@ def _set(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None
     node[keys[-1]] = value
 
 
-def _key_lines(text: str) -> dict[str, int]:
-    """Dotted key -> 1-based line of that key in the YAML text (for error messages)."""
-    lines: dict[str, int] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                key = f"{prefix}{k.value}"
-                lines[key] = k.start_mark.line + 1
-                walk(v, key + ".")
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                lines[f"{prefix[:-1]}.{i}"] = v.start_mark.line + 1
-                walk(v, f"{prefix[:-1]}.{i}.")
-
-    try:
-        walk(yaml.compose(text), "")
-    except yaml.YAMLError:
-        pass
-    return lines
+def _resolve(value: str, base_dir: Path, fallback: Path | None = None) -> str:
+    return value if value == "tiny" else resolve_path(value, base_dir, fallback)
 
 
-def _resolve_path(value: str, base_dir: Path, fallback: Path | None = None) -> str:
-    """Relative local paths become absolute; ``tiny`` and hub ids stay as they are."""
-    if value == "tiny" or Path(value).is_absolute():
-        return value
-    candidate = (base_dir / value).expanduser()
-    if candidate.exists():
-        return str(candidate.resolve())
-    if fallback is not None and (fallback / value).exists():
-        return str((fallback / value).resolve())
-    looks_like_hub = "/" in value and not value.startswith((".", "~")) and Path(value).suffix == ""
-    return value if looks_like_hub else str(candidate.resolve())
-
-
-def config_from_dict(
-    data: dict[str, Any],
-    origin: str = "<config>",
-    lines: dict[str, int] | None = None,
-    overridden: set[str] | None = None,
-) -> TrainConfig:
+def config_from_dict(data: dict[str, Any], origin: str = "<config>", text: str = "",
+                     overridden: set[str] | None = None) -> TrainConfig:
     """Validate a dict into a :class:`TrainConfig`; errors become one :class:`UsageError` line."""
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "config"
-        problem = first["msg"]
-        if first["type"] == "extra_forbidden":
-            problem = "unknown key"
-        elif first["type"] == "missing":
-            problem = "required key is missing"
-        elif "input" in first and first["type"] not in ("value_error",):
-            problem = f"{problem} (got {first['input']!r})"
-        more = len(err.errors()) - 1
-        if more:
-            problem += f" (+{more} more)"
-        if key in (overridden or ()):
-            raise UsageError(where("command line", None, key, problem)) from None
-        raise UsageError(where(origin, (lines or {}).get(key), key, problem)) from None
+    return validate(TrainConfig, data, origin, text, overridden or ())
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -328,36 +283,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         The validated config with absolute data paths.
 
     Raises:
-        InputError: the file is missing or not YAML.
+        InputError: the file is missing, unreadable or not YAML.
         UsageError: an unknown key or a wrong type, as one line naming file, line and key.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(where(path, None, None, "no such config file"))
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = f"not valid YAML: {getattr(err, 'problem', err)}"
-        raise UsageError(where(path, line, None, problem)) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UsageError(where(path, None, None, "expected a mapping of config keys"))
+    data, text = read_mapping(path)
     yaml_dir = path.resolve().parent
     for key in _PATH_FIELDS:
         if isinstance(data.get(key), str):
-            data[key] = _resolve_path(data[key], yaml_dir)
+            data[key] = _resolve(data[key], yaml_dir)
     overridden: set[str] = set()
     for item in overrides or []:
         keys, value = parse_override(item)
         if len(keys) == 1 and keys[0] in _PATH_FIELDS and isinstance(value, str):
-            value = _resolve_path(value, Path.cwd(), fallback=yaml_dir)
+            value = _resolve(value, Path.cwd(), fallback=yaml_dir)
         _set(data, keys, value, "command line")
         overridden.add(".".join(keys))
-    return config_from_dict(data, str(path), _key_lines(text), overridden)
+    return config_from_dict(data, str(path), text, overridden)
 
 
 def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:

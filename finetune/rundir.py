@@ -18,6 +18,7 @@ keeps ``checkpoints/checkpoint-<step>/`` for ``--resume``. Every reader of a run
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,30 @@ TENSORBOARD = "tensorboard"
 ADAPTER = "adapter"
 FULL_MODEL = "model"
 _CHECKPOINT = "checkpoint-"
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""The one run-name rule: training, the evaluation engine and the app all check this.
+
+A run name is a folder name, a PEFT adapter name (torch module keys refuse ``.``) and a name a
+request may carry (no path characters), so: a letter or digit, then up to 63 letters, digits,
+``_`` or ``-``."""
+RUN_NAME_RULE = "use letters, digits, '_' or '-' (at most 64 characters, no '.')"
+
+
+def is_run_name(name: object) -> bool:
+    """Whether ``name`` follows :data:`RUN_NAME`."""
+    return isinstance(name, str) and RUN_NAME.fullmatch(name) is not None
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if it follows :data:`RUN_NAME`.
+
+    Raises:
+        ValueError: it does not (pydantic turns this into a config error).
+    """
+    if not is_run_name(name):
+        raise ValueError(f"run name {name!r}: {RUN_NAME_RULE}, starting with a letter or digit")
+    return name
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -62,7 +62,6 @@ def test_yaml_scientific_notation_is_a_number(tmp_path: Path) -> None:
         ("train_data: data.jsonl\n", ["optim.epochs=-1"], "command line: optim.epochs: "),
         ("train_data: data.jsonl\n", ["lora.rank=4"], "command line: lora.rank: unknown key"),
         ("name: x\n", [], "c.yaml: train_data: required key is missing"),
-        ("train_data: [unclosed\n", [], "c.yaml:2: not valid YAML"),
         ("train_data: data.jsonl\n", ["novalue"], "novalue: expected key=value"),
     ],
 )
@@ -74,6 +73,17 @@ def test_bad_configs_are_one_line_errors(tmp_path: Path, text: str, overrides: l
     message = str(info.value)
     assert "\n" not in message
     assert expected in message
+
+
+def test_unreadable_yaml_is_an_input_error_like_a_task_s(tmp_path: Path) -> None:
+    from evalsuite.task import load_task
+    from finetune.errors import InputError
+
+    path = write(tmp_path, "train_data: [unclosed\n")
+    for load in (load_config, load_task):
+        with pytest.raises(InputError, match=r"c.yaml:2: invalid YAML: ") as info:
+            load(path)
+        assert "\n" not in str(info.value)
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -100,3 +110,36 @@ def test_parse_override_and_help() -> None:
     lines = describe_fields()
     assert any(line.strip().startswith("optim.lr (") and "learning rate" in line
                for line in lines)
+
+
+@pytest.mark.parametrize("name", ["v1.2", "x" * 65, "-lead", "a b", "a/b"])
+def test_a_run_name_the_app_cannot_serve_is_refused_at_load(tmp_path: Path, name: str) -> None:
+    # Before: config accepted '.' and any length, the engine and the app refused both, so a
+    # run named v1.2 trained and was never served.
+    path = write(tmp_path, "train_data: data.jsonl\n")
+    with pytest.raises(UsageError, match=r"name: run name .*no '\.'"):
+        load_config(path, [f"name={name}"])
+
+
+def test_one_run_name_rule_for_training_engine_and_app(tmp_path: Path) -> None:
+    from finetune.rundir import is_run_name
+    from tuneproof_app.registry import check_name
+
+    path = write(tmp_path, "train_data: data.jsonl\n")
+    for name in ("v1", "fair_2", "x" * 64, "A-b-C"):
+        assert load_config(path, [f"name={name}"]).name == name and is_run_name(name)
+        assert check_name(name, [name]) == name
+    for name in ("v1.2", "x" * 65):
+        with pytest.raises(UsageError):
+            check_name(name, [name])
+
+
+def test_hub_ids_and_local_paths_are_told_apart_the_same_way(tmp_path: Path) -> None:
+    from finetune.yamlspec import is_hub_id, resolve_path
+
+    assert is_hub_id("HuggingFaceTB/SmolLM2-135M-Instruct") and is_hub_id("Qwen/Qwen2.5-0.5B")
+    assert not is_hub_id("data/train.jsonl") and not is_hub_id("./org/name")
+    assert not is_hub_id("train.jsonl") and not is_hub_id("a/b/c")
+    assert resolve_path("org/data", tmp_path) == "org/data"
+    local = str(tmp_path.resolve() / "data/train.jsonl")
+    assert resolve_path("data/train.jsonl", tmp_path) == local

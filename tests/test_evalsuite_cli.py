@@ -85,7 +85,7 @@ def test_bad_task_yaml_exits_2(tmp_path, capsys):
     assert main(["run", str(bad), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"evalsuite run: error: {bad}:4: scorers[0].type: Input should be 'label', "
-                   "'exact_match', 'rouge_l', 'semantic_similarity' or 'loss'")
+                   "'exact_match', 'rouge_l', 'semantic_similarity' or 'loss' (got 'nope')")
 
 
 def test_adapter_specs():

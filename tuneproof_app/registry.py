@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from finetune.errors import UsageError
-from finetune.rundir import list_runs
+from finetune.rundir import is_run_name, list_runs
 
 log = logging.getLogger("tuneproof_app")
 
 BASE_LABEL = "base"
 """How the app names the base model; the engine calls it ``evalsuite.engine.BASE``."""
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ class Registry:
         """Re-read the runs directory; adapters with unusable names are left out."""
         self._adapters = {}
         for a in _scan(self.runs_dir) if self.runs_dir.is_dir() else []:
-            if not _NAME.match(a.name) or a.name == BASE_LABEL or a.name in self._adapters:
+            if not is_run_name(a.name) or a.name == BASE_LABEL or a.name in self._adapters:
                 log.warning("runs registry: skipping %s (name %r unusable or taken)",
                             a.run_dir, a.name)
                 continue
@@ -85,7 +82,7 @@ def check_name(name: object, known: list[str], *, allow_base: bool = False) -> s
         raise UsageError(f"model: expected a model name, one of {listed}")
     if allow_base and name == BASE_LABEL:
         return name
-    if not _NAME.match(name) or "/" in name or "\\" in name or ".." in name:
+    if not is_run_name(name) or "/" in name or "\\" in name or ".." in name:
         raise UsageError(
             f"model: {name[:80]!r} is not a model name; the app serves adapters by name from "
             f"its runs registry only (paths are refused): {listed}"
