@@ -33,12 +33,10 @@ _LORA_KEY = re.compile(
 
 def _run_json(folder: Path) -> dict[str, Any] | None:
     """The ``run.json`` of the run directory holding ``folder``, when there is one."""
-    from finetune.artifacts import read_run
+    from finetune.rundir import RunDir
 
-    for run_dir in (folder.parent, folder):
-        if (run_dir / "run.json").is_file():
-            return read_run(run_dir).run
-    return None
+    run_dir = RunDir.containing(folder.parent, folder)
+    return run_dir.read_info() if run_dir is not None else None
 
 
 def _architecture(model: Any) -> str:
