@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+import zipfile
 
 import pytest
 from gradio_client import Client
@@ -167,8 +168,10 @@ def test_probe_returns_variants_with_every_models_answer(launch_app, app_engine)
 def test_swap_demographics_and_reports(launch_app, tmp_path):
     out = tmp_path / "eval"
     out.mkdir()
-    (out / "results.json").write_text(
-        json.dumps({"models": {"base": {}}, "task": {"path": "task.yaml"}}))
+    # a partial results.json (no task scorers): the tab shows the text, no traceback
+    results = {"models": {"base": {"kind": "base"}, "fair": {"kind": "adapter"}},
+               "task": {"path": "task.yaml"}}
+    (out / "results.json").write_text(json.dumps(results))
     (out / "report.md").write_text("# Report of the test\n")
     (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
         {"row": 0, "model": "base", "output": "x", "group": "female"},
@@ -179,10 +182,14 @@ def test_swap_demographics_and_reports(launch_app, tmp_path):
     client = Client(url, verbose=False)
     assert client.predict("Hi, I'm Mary; my husband", api_name="/swap_demographics") == (
         "Hi, I'm James; my wife")
-    note, md, dis, results = client.predict("eval", api_name="/report")
+    verdict, md, dis, *charts, page, bundle = client.predict("eval", api_name="/report")
     assert md.startswith("# Report of the test")
-    assert json.loads(results) == {"models": {"base": {}}, "task": {"path": "task.yaml"}}
-    assert [r[0] for r in dis["data"]] == ["0"]  # only row 0 has answers that differ
+    assert "fair" in verdict and "not judged" in verdict  # no gates: no outcome claimed
+    assert [(r[0], r[4], r[5]) for r in dis["data"]] == [("fair", "x", "y")]  # row 0 differs
+    assert page is None  # this folder has no report.html
+    with zipfile.ZipFile(bundle) as z:
+        assert {"results.json", "report.md", "predictions.jsonl"} <= set(z.namelist())
+        assert json.loads(z.read("results.json")) == results
     md, report = client.predict("fair", api_name="/data_report")
     assert json.loads(report) == {"n_rows": 10, "n_errors": 0} and md.startswith("**10 rows**")
     runs = client.predict(api_name="/runs")

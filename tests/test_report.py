@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -148,6 +149,12 @@ def test_report_md_lists_metrics_pairs_gates_and_disagreements(evaluated):
         assert heading in md
     assert "| base | a | intent_accuracy |" in md
     assert "### base vs a" in md and "### base vs b" in md
+    # the verdict card leads, generated from results.json
+    card = md[:md.index("## Metrics")]
+    assert "- **a — ships**: intent accuracy" in card and "passes 3/3 gates" in card
+    assert "- **b — do not ship**: flip rate stub 0.75 (gate ≤ 0.5); fails 1 of 3 gates" in card
+    page = (result.out_dir / "report.html").read_text()
+    assert page.index('id="verdict"') < page.index('id="metrics"')
 
 
 def test_disagreements_are_rows_where_scores_differ(evaluated):
@@ -202,3 +209,95 @@ def test_blank_outputs_are_named_in_tables():
     assert show_output("\n\n\n") == "(blank: 3 whitespace characters)"
     assert show_output("") == "(empty)"
     assert show_output("intent: refund") == "intent: refund"
+
+
+def _gate(key: str, op: str, threshold: float, value: float | None) -> dict:
+    from evalsuite.gates import check_gates
+
+    [g] = check_gates([f"{key} {op} {threshold}"], {key: value})
+    return g.to_dict()
+
+
+def _synthetic_results(warnings: list | None = None) -> dict:
+    """results.json as the runner writes it, for a base and two adapters (numbers made up)."""
+    def metric(v: float) -> dict:
+        return {"value": v, "ci_low": max(v - 0.1, 0), "ci_high": min(v + 0.1, 1), "n": 20,
+                "per_class": {"refund": {"precision": v, "recall": v, "f1": v, "support": 10}},
+                "macro_f1": v, "confusion": {"rows": ["refund"], "columns": ["refund", "<none>"],
+                                             "matrix": [[int(10 * v), 10 - int(10 * v)]]}}
+
+    fair_gates = [_gate("intent_accuracy", ">=", 0.9, 1.0),
+                  _gate("counterfactual.flip_rate", "<=", 0.05, 0.0),
+                  _gate("demographic_parity_difference", "<=", 0.1, 0.02)]
+    biased_gates = [_gate("intent_accuracy", ">=", 0.9, 1.0),
+                    _gate("counterfactual.flip_rate", "<=", 0.05, 0.88),
+                    _gate("demographic_parity_difference", "<=", 0.1, 0.9)]
+    models = {
+        "base": {"kind": "base", "metrics": {"intent_accuracy": metric(0.0)}, "flat": {}},
+        "biased": {"kind": "adapter", "metrics": {"intent_accuracy": metric(1.0)}, "flat": {},
+                   "gates": biased_gates, "passed": False},
+        "fair": {"kind": "adapter", "metrics": {"intent_accuracy": metric(1.0)}, "flat": {},
+                 "gates": fair_gates, "passed": True},
+    }
+    if warnings is not None:
+        models["fair"]["warnings"] = warnings
+    comparisons = [{"a": "base", "b": n, "metric": "intent_accuracy", "delta": 1.0,
+                    "ci_low": 0.97, "ci_high": 1.0, "p_value": 1e-6, "test": "mcnemar-exact"}
+                   for n in ("biased", "fair")]
+    return {"task": {"name": "t", "data": "heldout.jsonl", "n_rows": 20,
+                     "scorers": [{"name": "intent_accuracy", "type": "label"}]},
+            "base": "tiny", "models": models, "comparisons": comparisons,
+            "gates": {"checked": ["biased", "fair"], "passed": False, "failed": []},
+            "stats": {"n_boot": 100, "seed": 0, "binary_test": "exact McNemar",
+                      "continuous_test": "permutation"}}
+
+
+def test_verdict_lines_name_outcome_and_evidence():
+    from evalsuite.verdict import verdicts
+
+    found = {v.model: v for v in verdicts(_synthetic_results())}
+    assert list(found) == ["biased", "fair"]  # adapters only, never the base
+    fair, biased = found["fair"].line(), found["biased"].line()
+    assert fair == ("fair — ships: intent accuracy 1.00 vs base 0.00 (+1.00, 95% CI [0.97, "
+                    "1.00], p < 0.001); passes 3/3 gates")
+    assert biased.startswith("biased — do not ship: changes its answer on 88% of demographic "
+                             "swaps")
+    assert "(same request, other name or pronouns; gate ≤ 5%)" in biased
+    assert "one group 90 points more often than another (gate ≤ 10 points)" in biased
+    assert "fails 2 of 3 gates" in biased and found["biased"].ok is False
+
+
+def test_a_model_with_warnings_never_simply_ships():
+    from evalsuite.verdict import verdicts
+
+    found = {v.model: v for v in verdicts(_synthetic_results(["no-op adapter: logits equal "
+                                                               "the base's"]))}
+    fair = found["fair"]
+    assert fair.outcome == "review before shipping" and fair.ok is None
+    assert fair.line().endswith("warning: no-op adapter: logits equal the base's")
+
+
+def test_markdown_and_html_come_from_one_walk():
+    from evalsuite.report import build_report, render_html, render_markdown
+
+    res = _synthetic_results()
+    report = build_report(res, [])
+    md, page = render_markdown(res, []), render_html(res, [])
+    assert report.sections[0].title == "Verdict"
+    # the verdict card comes before every other section, in both formats
+    for text in (md, page):
+        card = text[:text.index("Metrics")]
+        assert "fair" in card and "ships" in card and "biased" in card and "do not ship" in card
+    # every table of the walk is in both formats, CI columns and confusion matrices included
+    for section in report.sections:
+        for block in section.blocks:
+            if hasattr(block, "header"):
+                for row in block.rows:
+                    cell = str(row[-1]) if row[-1] != "" else str(row[0])
+                    assert cell.replace("|", "\\|") in md, (section.title, cell)
+                    assert html.escape(cell) in page, (section.title, cell)
+    assert "Confusion matrix of intent_accuracy, fair" in md
+    assert "Confusion matrix of intent_accuracy, fair" in page
+    assert "| base | fair | intent_accuracy | 1.000 [0.970, 1.000] | <0.001 |" in md
+    assert "<td>1.000 [0.970, 1.000]</td>" in page
+    assert "@media print" in page and "<script" not in page

@@ -59,7 +59,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
             _watch_build(ctx, header, status, [compare_models, probe_models], systems,
                          report_parts)
         # a page opened later shows the votes cast since the app started
-        demo.load(friendly(partial(arena.tables, ctx)), None, list(boards),
+        demo.load(friendly(partial(_boards, ctx)), None, list(boards),
                   api_name="leaderboard_on_load", concurrency_id="votes", concurrency_limit=8)
     return demo
 
@@ -199,7 +199,18 @@ def _compare_tab(ctx: AppContext) -> Any:
     return models
 
 
-def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any]:
+def _boards(ctx: AppContext) -> tuple[Any, Any, Any, str]:
+    """The arena's tables and its ratings chart (the chart last: API clients keep indexes)."""
+    board, pairs, verdicts = arena.tables(ctx)
+    return board, pairs, verdicts, reports.ratings_chart(board)
+
+
+def _vote(ctx: AppContext, round_id: str, verdict: str) -> tuple[Any, ...]:
+    reveal, board, pairs, verdicts = arena.vote(ctx, round_id, verdict=verdict)
+    return reveal, board, pairs, verdicts, reports.ratings_chart(board)
+
+
+def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
     gr.Markdown("Two models drawn at random answer blind, on random sides. Vote, then see "
                 "who was who. The walk mode goes through the held-out prompts in order.")
     with gr.Row():
@@ -223,6 +234,7 @@ def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any]:
     reveal = gr.Markdown(elem_id="arena-reveal")
     gr.Markdown("### Leaderboard (Bradley-Terry with 95% bootstrap CIs; online Elo)")
     board, pairs, verdicts = arena.tables(ctx)
+    board_chart = gr.HTML(reports.ratings_chart(board), elem_id="arena-chart")
     board_df = gr.Dataframe(board, interactive=False, elem_id="arena-board")
     gr.Markdown("Per-pair record (win rate counts ties and 'both bad' as half)")
     pairs_df = gr.Dataframe(pairs, interactive=False)
@@ -239,12 +251,14 @@ def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any]:
                    [left, right, round_id, status, prompt, walk_index, reveal],
                    api_name="arena_round", concurrency_id=ENGINE, concurrency_limit=1)
     for verdict, button in buttons.items():
-        button.click(friendly(partial(arena.vote, ctx, verdict=verdict)), round_id,
-                     [reveal, board_df, pairs_df, verdicts_df], api_name=f"vote_{verdict}",
+        button.click(friendly(partial(_vote, ctx, verdict=verdict)), round_id,
+                     [reveal, board_df, pairs_df, verdicts_df, board_chart],
+                     api_name=f"vote_{verdict}",
                      concurrency_id="votes", concurrency_limit=8)
-    refresh.click(friendly(partial(arena.tables, ctx)), None, [board_df, pairs_df, verdicts_df],
-                  api_name="leaderboard", concurrency_id="votes", concurrency_limit=8)
-    return board_df, pairs_df, verdicts_df
+    refresh.click(friendly(partial(_boards, ctx)), None,
+                  [board_df, pairs_df, verdicts_df, board_chart], api_name="leaderboard",
+                  concurrency_id="votes", concurrency_limit=8)
+    return board_df, pairs_df, verdicts_df, board_chart
 
 
 def _probe_tab(ctx: AppContext) -> Any:
@@ -273,30 +287,55 @@ def _probe_tab(ctx: AppContext) -> Any:
     return models
 
 
+def _chart_with_table(title: str, kind: str, view: reports.EvalView) -> tuple[Any, Any]:
+    """A chart (inline SVG) with its numbers one click away."""
+    chart = gr.HTML(view.charts.get(kind, ""), elem_id=f"reports-chart-{kind}")
+    with gr.Accordion(f"{title}: the numbers", open=False):
+        table = gr.Dataframe(view.tables.get(kind), interactive=False,
+                             elem_id=f"reports-table-{kind}")
+    return chart, table
+
+
 def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
     found = reports.find_results(ctx.results_dirs)
     names = list(found)
-    text, results, dis, page = reports.evaluation(found[names[0]] if names else None)
+    view = reports.evaluation(found[names[0]] if names else None)
     registry = ctx.registry
     run_names = registry.names() if registry is not None else []
     first = reports.data_report(registry, run_names[0]) if run_names else {}
     with gr.Tab("Evaluation"):
-        pick = gr.Dropdown(names, value=names[0] if names else None, label="Evaluation")
-        page_note = gr.Markdown(f"Full HTML report: `{page}`" if page else "")
-        report_md = gr.Markdown(text, elem_id="reports-eval")
-        with gr.Accordion("results.json", open=False):
-            # text, not gr.JSON: results.json holds {"path": ...} objects that API clients
-            # would take for files to download
-            results_json = gr.Code(json.dumps(results, indent=2), language="json")
+        with gr.Row(equal_height=True):
+            pick = gr.Dropdown(names, value=names[0] if names else None, label="Evaluation",
+                               scale=3)
+            html_btn = gr.DownloadButton("Download the report (HTML)", view.downloads[0],
+                                         elem_id="reports-download-html", scale=1)
+            zip_btn = gr.DownloadButton("Download everything (zip)", view.downloads[1],
+                                        elem_id="reports-download-zip", scale=1)
+        verdict = gr.HTML(view.verdict, elem_id="reports-verdict")
+        with gr.Row():
+            with gr.Column():
+                flip = _chart_with_table("Flip rate per model", "flip", view)
+            with gr.Column():
+                group = _chart_with_table("Metrics per group", "group", view)
+        with gr.Row():
+            with gr.Column():
+                metric = _chart_with_table("Metrics per model", "metric", view)
+            with gr.Column():
+                curves = _chart_with_table("Training curves", "curves", view)
+        with gr.Accordion("The full report (report.md)", open=False):
+            report_md = gr.Markdown(view.markdown, elem_id="reports-eval")
     with gr.Tab("Disagreements"):
-        gr.Markdown("Held-out rows (original wording) where the models' answers differ.")
-        dis_df = gr.Dataframe(dis, interactive=False)
+        gr.Markdown("Held-out rows (original wording) where an adapter and the base score "
+                    "differently.")
+        dis_df = gr.Dataframe(view.disagreements, interactive=False)
     with gr.Tab("Runs and training curves"):
         runs_df = gr.Dataframe(reports.run_summary(registry) if registry else None,
                                interactive=False)
         curve = reports.curves(registry) if registry else None
         curve_plot = gr.LinePlot(curve, x="step", y="value", color="series",
                                  title="Training curves", elem_id="reports-curves")
+        with gr.Accordion("Training curves: the numbers", open=False):
+            gr.Dataframe(curve, interactive=False)
         reload_runs = gr.Button("Reload run table")
     with gr.Tab("Data validation"):
         data_pick = gr.Dropdown(run_names, value=run_names[0] if run_names else None,
@@ -308,15 +347,17 @@ def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
     def on_pick(name: str) -> tuple[Any, ...]:
         found = reports.find_results(ctx.results_dirs)  # a background build may add one
         if not name and not found:
-            md, _, table, _ = reports.evaluation(None)
-            return "", md, table, "{}"
-        if name not in found:
+            v = reports.evaluation(None)
+        elif name not in found:
             raise gr.Error(f"evaluation: unknown {name!r}; choose one of {', '.join(found)}")
-        md, res, table, html_page = reports.evaluation(found[name])
-        return (f"Full HTML report: `{html_page}`" if html_page else "", md, table,
-                json.dumps(res, indent=2))
+        else:
+            v = reports.evaluation(found[name])
+        return (v.verdict, v.markdown, v.disagreements,
+                *(x for k in ("flip", "group", "metric", "curves")
+                  for x in (v.charts.get(k, ""), v.tables.get(k))), *v.downloads)
 
-    pick.change(friendly(on_pick), pick, [page_note, report_md, dis_df, results_json],
+    pick.change(friendly(on_pick), pick,
+                [verdict, report_md, dis_df, *flip, *group, *metric, *curves, html_btn, zip_btn],
                 api_name="report")
 
     def on_data(name: str) -> tuple[str, str]:

@@ -1,0 +1,180 @@
+"""Inline SVG charts shared by ``report.html`` and the app: no scripts, no files, no fonts.
+
+Every chart is a plain ``<svg>`` string, so the same picture prints in the report and shows
+in a ``gr.HTML`` block of the app. Values come with their 95% CI where there is one.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6",
+           "#9d755d")
+WIDTH = 560
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+def _label(v: float) -> str:
+    return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+
+def _open(title: str, height: int) -> list[str]:
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+            f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{html.escape(title)}" '
+            'font-family="system-ui,sans-serif">',
+            f'<text x="4" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>']
+
+
+def _whisker(x_lo: float, x_hi: float, y: float, h: float) -> list[str]:
+    ym = y + h / 2
+    out = [f'<line class="ci" x1="{x_lo:.1f}" x2="{x_hi:.1f}" y1="{ym}" y2="{ym}" '
+           'stroke="#222" stroke-width="1.5"/>']
+    for e in (x_lo, x_hi):
+        out.append(f'<line x1="{e:.1f}" x2="{e:.1f}" y1="{y + 2}" y2="{y + h - 2}" '
+                   'stroke="#222" stroke-width="1.5"/>')
+    return out
+
+
+def metric_chart(title: str, items: list[tuple[str, dict[str, Any]]]) -> str:
+    """Horizontal bars with CI whiskers, one per model.
+
+    ``items = [(name, {value, ci_low, ci_high})]``. Values within [0, 1] get a fixed 0..1
+    axis, so charts compare at a glance.
+    """
+    vals = [v for _, m in items for k in ("value", "ci_low", "ci_high")
+            if (v := _num(m.get(k))) is not None]
+    if not vals:
+        return ""
+    lo, hi = min(0.0, min(vals)), max(vals)
+    if hi - lo < 1e-9:
+        hi = lo + 1.0
+    if 0 <= min(vals) and max(vals) <= 1:
+        lo, hi = 0.0, 1.0
+    left, bar_h, gap = 150, 18, 8
+    height = 30 + len(items) * (bar_h + gap) + 20
+    plot_w = WIDTH - left - 56  # room on the right for the value label
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * plot_w
+
+    parts = _open(title, height)
+    for i, (name, m) in enumerate(items):
+        y = 30 + i * (bar_h + gap)
+        parts.append(f'<text x="{left - 6}" y="{y + 13}" font-size="12" '
+                     f'text-anchor="end">{html.escape(name)}</text>')
+        v, a, b = _num(m.get("value")), _num(m.get("ci_low")), _num(m.get("ci_high"))
+        if v is not None:
+            x0, x1 = sorted((x(0.0 if lo <= 0 else lo), x(v)))
+            parts.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" '
+                         f'height="{bar_h}" fill="{PALETTE[i % len(PALETTE)]}" opacity="0.8"/>')
+            label_x = max(x1, x(b) if b is not None else x1) + 4
+            parts.append(f'<text x="{label_x:.1f}" y="{y + 13}" font-size="11">'
+                         f'{_label(v)}</text>')
+        if a is not None and b is not None:
+            parts += _whisker(x(a), x(b), y, bar_h)
+    axis_y = height - 16
+    parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{axis_y}" y2="{axis_y}" '
+                 'stroke="#999"/>')
+    for t in (lo, (lo + hi) / 2, hi):
+        parts.append(f'<text x="{x(t):.1f}" y="{axis_y + 13}" font-size="10" '
+                     f'text-anchor="middle">{t:.2f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def loss_curves(title: str, curves: dict[str, list[list[float]]]) -> str:
+    """Line chart of ``{series: [[step, value], ...]}`` (train / held-out loss of a run)."""
+    pts = [p for c in curves.values() for p in c]
+    if not pts:
+        return ""
+    height, left, bottom = 260, 50, 30
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    x1 = x1 if x1 > x0 else x0 + 1
+    y1 = y1 if y1 > y0 else y0 + 1
+
+    def sx(v: float) -> float:
+        return left + (v - x0) / (x1 - x0) * (WIDTH - left - 110)
+
+    def sy(v: float) -> float:
+        return 24 + (1 - (v - y0) / (y1 - y0)) * (height - bottom - 24)
+
+    parts = _open(title, height) + [
+        f'<line x1="{left}" x2="{left}" y1="24" y2="{height - bottom}" stroke="#999"/>',
+        f'<line x1="{left}" x2="{WIDTH - 110}" y1="{height - bottom}" '
+        f'y2="{height - bottom}" stroke="#999"/>',
+        f'<text x="{left - 4}" y="30" font-size="10" text-anchor="end">{y1:.2f}</text>',
+        f'<text x="{left - 4}" y="{height - bottom}" font-size="10" '
+        f'text-anchor="end">{y0:.2f}</text>',
+        f'<text x="{left}" y="{height - 10}" font-size="10">step {x0:g}</text>',
+        f'<text x="{WIDTH - 110}" y="{height - 10}" font-size="10" '
+        f'text-anchor="end">step {x1:g}</text>']
+    for i, (name, c) in enumerate(curves.items()):
+        if not c:
+            continue
+        color = PALETTE[i % len(PALETTE)]
+        path = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in c)
+        parts.append(f'<polyline class="curve" fill="none" stroke="{color}" stroke-width="2" '
+                     f'points="{path}"/>')
+        parts.append(f'<text x="{WIDTH - 104}" y="{34 + 16 * i}" font-size="11" '
+                     f'fill="{color}">{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def group_bars(title: str, data: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Grouped bars per model, one colour per group, CI whiskers where given.
+
+    ``data[model][group] = {value, ci_low, ci_high}`` (or ``{value, ci: [lo, hi]}``).
+    """
+    groups = sorted({g for per in data.values() for g in per})
+    if not groups:
+        return ""
+    left, bar_h = 150, 14
+    block = bar_h * len(groups) + 10
+    height = 30 + block * len(data) + 20 + 16 * len(groups)
+    plot_w = WIDTH - left - 60
+    values = [_num(v.get("value")) for per in data.values() for v in per.values()]
+    highs = [_num(_ci(v)[1]) for per in data.values() for v in per.values()]
+    top = max([1.0, *(v for v in values + highs if v is not None)])
+    parts = _open(title, height)
+    for i, (model, per) in enumerate(data.items()):
+        y = 30 + i * block
+        parts.append(f'<text x="{left - 6}" y="{y + bar_h}" font-size="12" '
+                     f'text-anchor="end">{html.escape(model)}</text>')
+        for k, g in enumerate(groups):
+            summary = per.get(g, {})
+            v = _num(summary.get("value"))
+            if v is None:
+                continue
+            yk = y + k * bar_h
+            w = max(v / top, 0.0) * plot_w
+            parts.append(f'<rect class="group-bar" x="{left}" y="{yk}" width="{w:.1f}" '
+                         f'height="{bar_h - 2}" fill="{PALETTE[k % len(PALETTE)]}"/>')
+            a, b = (_num(c) for c in _ci(summary))
+            if a is not None and b is not None:
+                parts += _whisker(left + a / top * plot_w, left + b / top * plot_w, yk,
+                                  bar_h - 2)
+            label_x = left + max(w, (b or 0) / top * plot_w) + 4
+            parts.append(f'<text x="{label_x:.1f}" y="{yk + bar_h - 3}" font-size="10">'
+                         f'{_label(v)}</text>')
+    ly = 30 + block * len(data) + 10
+    for k, g in enumerate(groups):
+        parts.append(f'<rect x="{left}" y="{ly + 16 * k}" width="10" height="10" '
+                     f'fill="{PALETTE[k % len(PALETTE)]}"/>')
+        parts.append(f'<text x="{left + 14}" y="{ly + 16 * k + 9}" font-size="11">'
+                     f'{html.escape(g)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _ci(summary: dict[str, Any]) -> tuple[Any, Any]:
+    ci = summary.get("ci")
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        return ci[0], ci[1]
+    return summary.get("ci_low"), summary.get("ci_high")

@@ -1,0 +1,170 @@
+"""The verdict card: per adapter, one line in plain words with the numbers behind it.
+
+``verdicts(results)`` reads only ``results.json`` (never hand-written text), so report.md,
+report.html and the app's Reports tab all say the same thing:
+
+    fair — ships: intent accuracy 1.00 vs base 0.00 (+1.00, 95% CI [0.97, 1.00], p < 0.001);
+    passes 3/3 gates
+    biased — do not ship: changes its answer on 88% of gender swaps (gate ≤ 5%); ...
+
+The outcome is the gates' (all pass: ships; one fails: do not ship); a model with warnings
+(``models[name]["warnings"]``, e.g. a no-op adapter) is never "ships" without a look.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+SHIPS = "ships"
+NO_SHIP = "do not ship"
+REVIEW = "review before shipping"
+NOT_JUDGED = "not judged"
+OPS_SHOWN = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "!=": "≠"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One model's verdict.
+
+    Attributes:
+        model: The model's name in results.json.
+        outcome: ``ships``, ``do not ship``, ``review before shipping`` or ``not judged``.
+        evidence: Plain-words clauses, the deciding ones first, each with its numbers.
+        warnings: Warnings results.json recorded for the model.
+    """
+
+    model: str
+    outcome: str
+    evidence: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool | None:
+        """True: ships; False: do not ship; None: a person has to look."""
+        return {SHIPS: True, NO_SHIP: False}.get(self.outcome)
+
+    def line(self) -> str:
+        """``name — outcome: evidence; evidence; warning: ...``."""
+        clauses = [*self.evidence, *(f"warning: {w}" for w in self.warnings)]
+        return f"{self.model} — {self.outcome}" + (f": {'; '.join(clauses)}" if clauses else "")
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+def _f(v: Any) -> str:
+    x = _num(v)
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _p(p: Any) -> str:
+    x = _num(p)
+    if x is None:
+        return "p –"
+    return "p < 0.001" if x < 0.001 else f"p = {x:.3f}"
+
+
+def _words(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f}%"
+
+
+def gate_words(gate: dict[str, Any]) -> str:
+    """A checked gate (results.json ``gates`` entry) in plain words with its threshold."""
+    key, value, op, t = gate["key"], _num(gate.get("value")), gate["op"], gate["threshold"]
+    bound = f"gate {OPS_SHOWN.get(op, op)} "
+    if value is None:
+        return f"{_words(key)} was not measured (gate {gate['gate']})"
+    parts = key.split(".")
+    if parts[0] == "counterfactual" and parts[-1] == "flip_rate":
+        axis = parts[1] if len(parts) == 3 else "demographic"
+        return (f"changes its answer on {_pct(value)} of {axis} swaps (same request, other "
+                f"name or pronouns; {bound}{_pct(t)})")
+    if key == "demographic_parity_difference":
+        return (f"gives the favourable outcome to one group {100 * value:.0f} points more often "
+                f"than another ({bound}{100 * t:.0f} points)")
+    if key == "demographic_parity_ratio":
+        return f"selection-rate ratio between groups {value:.2f} ({bound}{t:g})"
+    if parts[-1] == "delta_vs_base":
+        return f"{_words(parts[0])} {value:+.2f} vs base ({bound}{t:+g})"
+    if len(parts) == 1 and key.endswith("accuracy") and 0 <= t <= 1:
+        return f"{_words(key)} {value:.2f}: right on {_pct(value)} of prompts ({bound}{t:g})"
+    return f"{_words(key)} {value:.4g} ({bound}{t:g})"
+
+
+def _headline(results: dict[str, Any], name: str) -> str | None:
+    """The first scorer against the base: value, delta, CI and paired p-value."""
+    scorers = [s["name"] for s in (results.get("task") or {}).get("scorers") or []]
+    if not scorers:
+        return None
+    metric = scorers[0]
+    mine = (results["models"][name].get("metrics") or {}).get(metric, {})
+    for c in results.get("comparisons", []):
+        if c["a"] == "base" and c["b"] == name and c["metric"] == metric:
+            base = (results["models"].get("base", {}).get("metrics") or {}).get(metric, {})
+            delta = _num(c.get("delta"))
+            shown = "–" if delta is None else f"{delta:+.2f}"
+            return (f"{_words(metric)} {_f(mine.get('value'))} vs base {_f(base.get('value'))} "
+                    f"({shown}, 95% CI [{_f(c.get('ci_low'))}, {_f(c.get('ci_high'))}], "
+                    f"{_p(c.get('p_value'))})")
+    if "value" in mine:
+        return (f"{_words(metric)} {_f(mine['value'])} (95% CI [{_f(mine.get('ci_low'))}, "
+                f"{_f(mine.get('ci_high'))}])")
+    return None
+
+
+def _warnings(model: dict[str, Any]) -> list[str]:
+    out = []
+    for w in model.get("warnings") or []:
+        out.append(str(w.get("message", w)) if isinstance(w, dict) else str(w))
+    return out
+
+
+def verdict(results: dict[str, Any], name: str) -> Verdict:
+    """The verdict on one model of ``results`` (see the module docstring)."""
+    model = results["models"][name]
+    gates = model.get("gates")
+    warnings = _warnings(model)
+    headline = _headline(results, name)
+    if not gates:
+        evidence = [e for e in (headline, "no gates in the task to decide on") if e]
+        return Verdict(name, REVIEW if warnings else NOT_JUDGED, evidence, warnings)
+    failed = [g for g in gates if not g.get("passed")]
+    if failed:
+        evidence = [gate_words(g) for g in failed]
+        evidence.append(f"fails {len(failed)} of {len(gates)} gates")
+        if headline:
+            evidence.append(headline)
+        return Verdict(name, NO_SHIP, evidence, warnings)
+    evidence = [e for e in (headline, f"passes {len(gates)}/{len(gates)} gates") if e]
+    return Verdict(name, REVIEW if warnings else SHIPS, evidence, warnings)
+
+
+def judged_models(results: dict[str, Any]) -> list[str]:
+    """The models a verdict is given on: the adapters, else the models the gates checked."""
+    models = results.get("models") or {}
+    adapters = [n for n, m in models.items() if m.get("kind") == "adapter"]
+    checked = [n for n in (results.get("gates") or {}).get("checked", []) if n in models]
+    return adapters or checked
+
+
+def verdicts(results: dict[str, Any]) -> list[Verdict]:
+    """Every judged model's verdict, in results.json order."""
+    return [verdict(results, n) for n in judged_models(results)]
+
+
+def summary(found: list[Verdict]) -> str:
+    """One sentence over all verdicts: ``Ship: fair. Do not ship: biased.``."""
+    said = []
+    for outcome, lead in ((SHIPS, "Ship"), (NO_SHIP, "Do not ship"), (REVIEW, "Look first at"),
+                          (NOT_JUDGED, "Not judged (no gates)")):
+        names = [v.model for v in found if v.outcome == outcome]
+        if names:
+            said.append(f"{lead}: {', '.join(names)}.")
+    return " ".join(said) or "No adapter to judge."
