@@ -133,7 +133,7 @@ class Chart:
 
 
 @dataclass
-class Warning:
+class ModelWarning:
     """A warning results.json records for a model (e.g. a no-op adapter)."""
 
     model: str
@@ -147,7 +147,7 @@ class VerdictCard:
     verdicts: list[Verdict]
 
 
-Block = Text | Heading | Table | Chart | Warning | VerdictCard
+Block = Text | Heading | Table | Chart | ModelWarning | VerdictCard
 
 
 @dataclass
@@ -181,7 +181,7 @@ def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> 
              f"Values with bootstrap 95% CIs ({st['n_boot']} resamples, seed {st['seed']}); "
              f"p-values: {st['binary_test']} for 0/1 scores, {st['continuous_test']} otherwise.")
     found = verdicts(results)
-    warned: list[Block] = [Warning(n, w) for n, w in model_warnings(results)]
+    warned: list[Block] = [ModelWarning(n, w) for n, w in model_warnings(results)]
     lead: list[Block] = [Text(summary(found), cls="note"), VerdictCard(found)] if found else []
     sections = [Section("Verdict", lead + warned, id="verdict")] if lead or warned else []
     for part in (_metrics, _comparisons, _gates, _label_details, _per_group, _overfitting,
@@ -522,7 +522,7 @@ def _md_block(b: Block) -> str:
         return _md_table(b.header, b.rows)
     if isinstance(b, VerdictCard):
         return verdict_markdown(b.verdicts)
-    if isinstance(b, Warning):
+    if isinstance(b, ModelWarning):
         return f"> **Warning**, `{b.model}`: {b.text}"
     return ""  # a chart: Markdown has no pictures, report.html has them
 
@@ -626,7 +626,7 @@ def _html_blocks(blocks: list[Block]) -> str:
             out.append(_html_table(b.header, b.rows, b.cls))
         elif isinstance(b, VerdictCard):
             out.append(verdict_html(b.verdicts))
-        elif isinstance(b, Warning):
+        elif isinstance(b, ModelWarning):
             out.append(f'<p class="fail">Warning, <code>{html.escape(b.model)}</code>: '
                        f"{html.escape(b.text)}</p>")
     return "".join(out)
