@@ -155,3 +155,29 @@ def test_redact_writes_a_copy_without_pii(
     assert "12345678" in text and "1,299.99" in text  # not personal data
     code, _, _ = _run(capsys, str(src), "--base", "none", "--strict")
     assert code == 1
+
+
+def test_mixed_formats_warn_naming_the_minority_lines_and_fail_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "0 errors, 0 warnings". TRL and OpenAI's validator reject such files.
+    def chat(question: str, answer: str) -> dict:
+        return {"messages": [{"role": "user", "content": question},
+                             {"role": "assistant", "content": answer}]}
+
+    rows = [chat("Which plan for a family of five?", "The family plan, billed yearly."),
+            {"prompt": "Which laptop is lightest?", "completion": "The 13-inch model."},
+            chat("Can I return a gift card?", "No, gift cards are final sale."),
+            chat("Do you ship to Norway?", "Yes, within five working days."),
+            {"prompt": "Which phone has the best camera?", "completion": "The Pro model."}]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, _ = _run(capsys, str(data), "--base", "none")
+    assert code == 0
+    assert "WARNING mixed_formats: mixed formats: 2 prompt/completion rows among 3 chat " \
+           "rows (lines 2, 5)" in out
+    code, out, _ = _run(capsys, str(data), "--base", "none", "--strict")
+    assert code == 1 and "FAILED: 0 errors, 1 warnings (--strict)" in out
+    data.write_text("".join(json.dumps(rows[i]) + "\n" for i in (0, 2, 3)))
+    code, out, _ = _run(capsys, str(data), "--base", "none", "--strict")
+    assert code == 0 and "WARNING mixed_formats" not in out

@@ -3,7 +3,8 @@
 Checks (each reported with counts and example rows):
 
 1. Format: every row must normalise to chat messages (``formats.to_messages``); a row that does
-   not is reported as ``file:line: field: problem``.
+   not is reported as ``file:line: field: problem``; a file mixing formats (chat and
+   prompt/completion rows) is a warning naming the lines of the minority format.
 2. Tokens: lengths with the base's tokenizer and chat template (p50 / p95 / max), rows longer
    than ``max_seq_len`` (truncated), rows left with zero trainable tokens after truncation.
 3. Duplicates: exact (normalised text hash), near (MinHash LSH, ``dedup.py``), conflicts (one
@@ -20,13 +21,14 @@ on them: rows that cannot be parsed (format), rows with zero trainable tokens af
 (they would train on nothing, or on a cut-off answer), and held-out prompts that appear exactly
 in train (every held-out score would be inflated). Everything else is a warning, which exits 1
 only with ``--strict``: over-long rows (truncated but trainable), exact and near duplicates,
-conflicts, near leakage, PII, a flagged bias association or representation gap, label
+conflicts, mixed formats, near leakage, PII, a flagged bias association or representation gap, label
 imbalance, and an outcome pattern that never matches. Near duplicates are a warning because
 templated data (such as the demo) legitimately has thousands. Unreadable input (missing file,
 empty file, unknown extension) and bad options exit 2.
 
 ``ValidationReport.n_errors`` counts rows in error findings; ``n_warnings`` counts warning
-findings (checks that fired).
+findings (checks that fired). The checks themselves are units in ``finetune.data.checks``
+(listed once in ``CHECKS``); the renderings are in ``finetune.data.render``.
 """
 
 from __future__ import annotations
@@ -37,51 +39,21 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from finetune.data import dedup
-from finetune.data.audit import AuditThresholds, OutcomeRule, audit, row_group
-from finetune.data.formats import RowError, detect_format, encode_batch, iter_rows, split_prompt
+from finetune.data.audit import AuditThresholds, OutcomeRule
+from finetune.data.checks import CHECKS, Context, Finding, Parsed, row_error
+from finetune.data.formats import RowError, detect_format, iter_rows
 from finetune.data.formats import to_messages as _to_messages
-from finetune.data.pii import KINDS as PII_KINDS
-from finetune.data.pii import find_pii, redact_value
-from finetune.errors import UsageError, where
+from finetune.data.pii import redact_value
+from finetune.data.render import render_markdown, render_text, write_report
+from finetune.errors import UsageError
 
-MAX_EXAMPLES = 5
-TOKEN_CHUNK = 2048
+__all__ = ["Finding", "ValidationReport", "render_markdown", "render_text", "validate",
+           "write_report"]
+
 DEFAULT_LABEL_FIELD = "label"
-
-
-@dataclass
-class Finding:
-    """One check that fired: what, how bad, how many, and where to look."""
-
-    check: str
-    severity: str
-    """``error`` or ``warning``."""
-    message: str
-    count: int
-    examples: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Parsed:
-    line: int
-    data: dict[str, Any]
-    messages: list[dict[str, str]]
-    fmt: str
-
-    @cached_property
-    def prompt_messages(self) -> list[dict[str, str]]:
-        return split_prompt(self.messages)[0]
-
-    @cached_property
-    def answer(self) -> str:
-        return split_prompt(self.messages)[1]
 
 
 @dataclass
@@ -151,17 +123,16 @@ class ValidationReport:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading
+# Reading and running the checks
 
 
-def _read(path: str | Path, progress: bool, desc: str) -> tuple[list[_Parsed], list[dict], int]:
+def _read(path: str | Path, progress: bool, desc: str) -> tuple[list[Parsed], list[dict], int]:
     from tqdm import tqdm
 
-    parsed: list[_Parsed] = []
+    parsed: list[Parsed] = []
     errors: list[dict[str, Any]] = []
     n = 0
-    rows = iter_rows(path)
-    bar = tqdm(rows, desc=desc, unit=" rows", disable=None if progress else True,
+    bar = tqdm(iter_rows(path), desc=desc, unit=" rows", disable=None if progress else True,
                leave=False, mininterval=0.5, file=sys.stderr)
     for row in bar:
         n += 1
@@ -173,287 +144,10 @@ def _read(path: str | Path, progress: bool, desc: str) -> tuple[list[_Parsed], l
                 problems.append((err.field, err.problem))
             else:
                 fmt = detect_format(row.data) or "chat"
-                parsed.append(_Parsed(row.line, row.data, messages, fmt))
+                parsed.append(Parsed(row.line, row.data, messages, fmt))
                 continue
-        for field_name, problem in problems:
-            errors.append({
-                "file": str(path), "line": row.line, "field": field_name, "problem": problem,
-                "message": where(path, row.line, field_name, problem),
-            })
+        errors.extend(row_error(str(path), row.line, f, p) for f, p in problems)
     return parsed, errors, n
-
-
-def _prompt_text(row: _Parsed, *, system: bool) -> str:
-    return "\n".join(
-        f"{m['role']}: {m['content']}" for m in row.prompt_messages
-        if system or m["role"] != "system"
-    )
-
-
-def _body_text(row: _Parsed) -> str:
-    return "\n".join(m["content"] for m in row.messages if m["role"] != "system")
-
-
-def _loc(path: str | Path, lines: list[int], limit: int = MAX_EXAMPLES) -> list[str]:
-    return [f"{path}:{line}" for line in lines[:limit]]
-
-
-def _cluster_examples(path: str | Path, clusters: list[list[int]]) -> list[str]:
-    out = []
-    for lines in clusters[:MAX_EXAMPLES]:
-        shown = ", ".join(str(x) for x in lines[:4])
-        more = f" (+{len(lines) - 4} more)" if len(lines) > 4 else ""
-        out.append(f"{path}: lines {shown}{more}")
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Checks
-
-
-def _token_stats(
-    rows: list[_Parsed], tokenizer: Any, max_seq_len: int | None, progress: bool, path: str
-) -> tuple[dict[str, Any], list[Finding], list[dict[str, Any]]]:
-    from tqdm import tqdm
-
-    if max_seq_len is None:
-        limit = getattr(tokenizer, "model_max_length", None)
-        max_seq_len = int(limit) if isinstance(limit, int) and 0 < limit < 1_000_000 else None
-    stats: list[dict[str, int]] = []
-    bar = tqdm(total=len(rows), desc="tokens", unit=" rows", disable=None if progress else True,
-               leave=False, mininterval=0.5, file=sys.stderr)
-    for start in range(0, len(rows), TOKEN_CHUNK):
-        chunk = rows[start : start + TOKEN_CHUNK]
-        stats.extend(encode_batch(tokenizer, [r.messages for r in chunk], max_seq_len))
-        bar.update(len(chunk))
-    bar.close()
-    lengths = np.array([s["length"] for s in stats] or [0])
-    trainable = np.array([s["n_trainable"] for s in stats] or [0])
-    over = [r.line for r, s in zip(rows, stats, strict=True)
-            if max_seq_len is not None and s["length"] > max_seq_len]
-    zero = [(r, s) for r, s in zip(rows, stats, strict=True) if s["n_trainable"] == 0]
-    kept = np.minimum(lengths, max_seq_len) if max_seq_len is not None else lengths
-    result = {
-        "max_seq_len": max_seq_len,
-        "p50": float(np.percentile(lengths, 50)) if stats else None,
-        "p95": float(np.percentile(lengths, 95)) if stats else None,
-        "max": int(lengths.max()) if stats else None,
-        "mean": float(lengths.mean()) if stats else None,
-        "total": int(kept.sum()) if stats else 0,
-        "trainable_total": int(trainable.sum()) if stats else 0,
-        "over_max_seq_len": len(over),
-        "over_max_seq_len_lines": over[:MAX_EXAMPLES],
-        "zero_trainable": len(zero),
-        "longest": [
-            {"line": rows[i].line, "tokens": int(lengths[i])}
-            for i in np.argsort(-lengths, kind="stable")[:MAX_EXAMPLES].tolist()
-        ] if stats else [],
-    }
-    findings = []
-    errors = []
-    if over:
-        findings.append(Finding(
-            "over_max_seq_len", "warning",
-            f"{len(over)} rows are longer than max_seq_len={max_seq_len} and will be truncated",
-            len(over), _loc(path, over)))
-    if zero:
-        for r, s in zero:
-            problem = (
-                f"no trainable tokens after truncation to {max_seq_len} "
-                f"(prompt is {s['n_prompt']} tokens)" if max_seq_len is not None
-                and s["length"] > max_seq_len else "answer renders to no tokens"
-            )
-            errors.append({"file": path, "line": r.line, "field": "messages", "problem": problem,
-                           "message": where(path, r.line, "messages", problem)})
-        findings.append(Finding(
-            "zero_trainable", "error",
-            f"{len(zero)} rows have zero trainable tokens after truncation; raise max_seq_len "
-            "or shorten the prompts", len(zero), _loc(path, [r.line for r, _ in zero])))
-    return result, findings, errors
-
-
-def _family(row: _Parsed) -> object:
-    """The original a row was made from by ``finetune rebalance``, else the row itself."""
-    if row.data.get("augmented") and row.data.get("source_id") is not None:
-        return ("id", str(row.data["source_id"]))
-    if row.data.get("id") is not None:
-        return ("id", str(row.data["id"]))
-    return ("line", row.line)
-
-
-def _duplicates(rows: list[_Parsed], threshold: float, path: str) -> tuple[dict, list[Finding]]:
-    prompt_keys = [dedup.text_key(_prompt_text(r, system=True)) for r in rows]
-    answer_keys = [dedup.text_key(r.answer) for r in rows]
-    full_keys = [p + a for p, a in zip(prompt_keys, answer_keys, strict=True)]
-    exact = dedup.groups_of(full_keys)
-    conflict = dedup.conflicts(prompt_keys, answer_keys)
-    # Near duplicates among distinct texts; the system prompt is left out because a shared
-    # system prompt would make every pair of rows look alike.
-    bodies = [_body_text(r) for r in rows]
-    body_keys = [dedup.text_key(b) for b in bodies]
-    first_of: dict[bytes, int] = {}
-    for i, key in enumerate(body_keys):
-        first_of.setdefault(key, i)
-    uniq = list(first_of.values())
-    sigs = dedup.signatures([bodies[i] for i in uniq])
-    clusters_u = dedup.near_duplicate_clusters(sigs, threshold)
-    members: dict[bytes, list[int]] = {}
-    for i, key in enumerate(body_keys):
-        members.setdefault(key, []).append(i)
-    near_idx = [sorted(i for u in c for i in members[body_keys[uniq[u]]]) for c in clusters_u]
-    # A row and the copies `finetune rebalance` made of it are duplicates by design: groups
-    # made only of one such family are counted apart, not warned about.
-    families = [_family(r) for r in rows]
-    augmented = sum(1 for g in exact + near_idx if len({families[i] for i in g}) == 1)
-    exact = [g for g in exact if len({families[i] for i in g}) > 1]
-    near_idx = [g for g in near_idx if len({families[i] for i in g}) > 1]
-    near_clusters = sorted(([rows[i].line for i in g] for g in near_idx),
-                           key=lambda c: (-len(c), c[0]))
-    exact_lines = [[rows[i].line for i in g] for g in exact]
-    conflict_lines = [[rows[i].line for i in g] for g in conflict]
-    result = {
-        "augmented_groups": augmented,
-        "exact_groups": len(exact),
-        "exact_rows": sum(len(g) - 1 for g in exact),
-        "exact_examples": exact_lines[:MAX_EXAMPLES],
-        "near_threshold": threshold,
-        "near_clusters": len(near_clusters),
-        "near_rows": sum(len(c) for c in near_clusters),
-        "near_largest": len(near_clusters[0]) if near_clusters else 0,
-        "near_examples": [c[:10] for c in near_clusters[:MAX_EXAMPLES]],
-        "conflicts": len(conflict),
-        "conflict_examples": conflict_lines[:MAX_EXAMPLES],
-    }
-    findings = []
-    if exact:
-        findings.append(Finding(
-            "exact_duplicates", "warning",
-            f"{result['exact_rows']} rows repeat an earlier row exactly ({len(exact)} groups)",
-            result["exact_rows"], _cluster_examples(path, exact_lines)))
-    if conflict:
-        findings.append(Finding(
-            "conflicts", "warning",
-            f"{len(conflict)} prompts appear with different answers",
-            len(conflict), _cluster_examples(path, conflict_lines)))
-    if near_clusters:
-        findings.append(Finding(
-            "near_duplicates", "warning",
-            f"{result['near_rows']} rows fall in {len(near_clusters)} near-duplicate clusters "
-            f"(Jaccard >= {threshold}; largest {result['near_largest']} rows)",
-            result["near_rows"], _cluster_examples(path, near_clusters)))
-    return result, findings
-
-
-def _leakage(
-    train: list[_Parsed], held: list[_Parsed], threshold: float, train_path: str, held_path: str
-) -> tuple[dict, list[Finding], list[dict[str, Any]]]:
-    def key_text(r: _Parsed) -> str:
-        return _prompt_text(r, system=False)
-
-    train_keys: dict[bytes, int] = {}
-    for r in train:
-        train_keys.setdefault(dedup.text_key(key_text(r)), r.line)
-    exact = []
-    rest = []
-    for r in held:
-        hit = train_keys.get(dedup.text_key(key_text(r)))
-        if hit is not None:
-            exact.append((r.line, hit))
-        else:
-            rest.append(r)
-    train_sigs = dedup.signatures([key_text(r) for r in train])
-    held_sigs = dedup.signatures([key_text(r) for r in rest])
-    near = [
-        (r.line, train[m[0]].line, m[1])
-        for r, m in zip(rest, dedup.near_matches(held_sigs, train_sigs, threshold), strict=True)
-        if m is not None
-    ]
-    result = {
-        "heldout_rows": len(held),
-        "exact": len(exact),
-        "exact_examples": [{"heldout_line": h, "train_line": t} for h, t in exact[:MAX_EXAMPLES]],
-        "near": len(near),
-        "near_threshold": threshold,
-        "near_examples": [
-            {"heldout_line": h, "train_line": t, "jaccard": round(s, 3)}
-            for h, t, s in near[:MAX_EXAMPLES]
-        ],
-    }
-    findings = []
-    errors = []
-    if exact:
-        for h, t in exact:
-            problem = f"held-out prompt appears in train ({train_path}:{t})"
-            errors.append({"file": held_path, "line": h, "field": "messages", "problem": problem,
-                           "message": where(held_path, h, "messages", problem)})
-        findings.append(Finding(
-            "leakage_exact", "error",
-            f"{len(exact)} held-out prompts appear exactly in train", len(exact),
-            [f"{held_path}:{h} = {train_path}:{t}" for h, t in exact[:MAX_EXAMPLES]]))
-    if near:
-        findings.append(Finding(
-            "leakage_near", "warning",
-            f"{len(near)} held-out prompts nearly match a train prompt (Jaccard >= {threshold})",
-            len(near),
-            [f"{held_path}:{h} ~ {train_path}:{t} ({s:.2f})" for h, t, s in near[:MAX_EXAMPLES]]))
-    return result, findings, errors
-
-
-def _pii(rows: list[_Parsed], path: str) -> tuple[dict, list[Finding]]:
-    counts: Counter[str] = Counter()
-    lines: dict[str, list[int]] = {k: [] for k in PII_KINDS}
-    for r in rows:
-        kinds = set()
-        for m in r.messages:
-            for match in find_pii(m["content"]):
-                counts[match.kind] += 1
-                kinds.add(match.kind)
-        for kind in kinds:
-            lines[kind].append(r.line)
-    result = {
-        "counts": {k: counts.get(k, 0) for k in PII_KINDS},
-        "rows": {k: len(v) for k, v in lines.items()},
-        "examples": {k: v[:MAX_EXAMPLES] for k, v in lines.items()},
-    }
-    findings = []
-    n_rows = len({line for v in lines.values() for line in v})
-    if n_rows:
-        what = ", ".join(f"{counts[k]} {k}" for k in PII_KINDS if counts[k])
-        examples = [f"{path}:{line} ({k})" for k in PII_KINDS for line in lines[k][:2]]
-        findings.append(Finding(
-            "pii", "warning", f"{n_rows} rows hold personal data ({what}); --redact OUT writes a "
-            "redacted copy", n_rows, examples[:MAX_EXAMPLES]))
-    return result, findings
-
-
-def _labels(
-    rows: list[_Parsed], label_field: str, max_ratio: float, path: str
-) -> tuple[dict | None, list[Finding]]:
-    values = [r.data.get(label_field) for r in rows]
-    counts = Counter(str(v) for v in values if v is not None and v != "")
-    if not counts:
-        return None, []
-    ratio = max(counts.values()) / min(counts.values())
-    result = {
-        "field": label_field,
-        "counts": dict(counts.most_common()),
-        "missing": sum(1 for v in values if v is None or v == ""),
-        "imbalance_ratio": ratio,
-        "max_ratio": max_ratio,
-    }
-    findings = []
-    if len(counts) > 1 and ratio > max_ratio:
-        (top, n_top), *_ = counts.most_common()
-        low = min(counts, key=lambda k: (counts[k], k))
-        findings.append(Finding(
-            "label_imbalance", "warning",
-            f"label {label_field!r} is imbalanced: {top!r} {n_top} rows vs {low!r} "
-            f"{counts[low]} (ratio {ratio:.1f} > {max_ratio:g})", 1, []))
-    return result, findings
-
-
-# ---------------------------------------------------------------------------------------------
-# The API
 
 
 def validate(
@@ -500,8 +194,7 @@ def validate(
         raise UsageError(f"--max-seq-len: must be >= 1, got {max_seq_len}")
     if epochs <= 0:
         raise UsageError(f"--epochs: must be > 0, got {epochs}")
-    thresholds = thresholds or AuditThresholds()
-    outcome_rule = OutcomeRule(outcome_pattern)  # validates the regex before any work
+    OutcomeRule(outcome_pattern)  # validates the regex before any work
     path = str(data)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -512,132 +205,76 @@ def validate(
         timings[stage] = round(timings.get(stage, 0.0) + now - clock, 4)
         clock = now
 
-    rows, row_errors, n_rows = _read(data, progress, "reading")
-    findings: list[Finding] = []
+    rows, read_errors, n_rows = _read(data, progress, "reading")
     # Bad options and an unreadable held-out file fail before the slow checks run.
-    if group_field is not None and rows and not any(group_field in r.data for r in rows):
-        raise UsageError(f"--group-field {group_field}: no row of {path} has this field")
-    if label_field is not None and rows and not any(label_field in r.data for r in rows):
-        raise UsageError(f"--label-field {label_field}: no row of {path} has this field")
-    held: list[_Parsed] = []
-    held_errors: list[dict[str, Any]] = []
+    for option, name in (("--group-field", group_field), ("--label-field", label_field)):
+        if name is not None and rows and not any(name in r.data for r in rows):
+            raise UsageError(f"{option} {name}: no row of {path} has this field")
+    ctx = Context(
+        path, rows, read_errors, group_field=group_field, outcome_pattern=outcome_pattern,
+        max_seq_len=max_seq_len, near_dup_threshold=near_dup_threshold, epochs=epochs,
+        thresholds=thresholds or AuditThresholds(), max_label_ratio=max_label_ratio,
+        progress=progress, tokenizer=tokenizer,
+        label_field=label_field or (
+            DEFAULT_LABEL_FIELD if any(DEFAULT_LABEL_FIELD in r.data for r in rows) else None),
+    )
     if heldout is not None:
-        held, held_errors, _ = _read(heldout, progress, "reading held-out")
+        ctx.heldout = str(heldout)
+        ctx.held, ctx.held_errors, _ = _read(heldout, progress, "reading held-out")
     lap("read")
-
-    if tokenizer is None and base is not None:
+    if ctx.tokenizer is None and base is not None:
         from finetune.models import load_tokenizer
 
-        tokenizer = load_tokenizer(base)
+        ctx.tokenizer = load_tokenizer(base)
         lap("load_tokenizer")
-    tokens = None
-    if tokenizer is not None and rows:
-        tokens, token_findings, token_errors = _token_stats(
-            rows, tokenizer, max_seq_len, progress, path)
-        findings.extend(token_findings)
-        row_errors.extend(token_errors)
-        lap("tokens")
 
-    duplicates, dup_findings = _duplicates(rows, near_dup_threshold, path)
-    findings.extend(dup_findings)
-    lap("duplicates")
-
-    leakage = None
-    if heldout is not None:
-        if held_errors:
-            row_errors.extend(held_errors)
-            findings.append(Finding(
-                "heldout_format", "error", f"{len(held_errors)} held-out rows are malformed",
-                len(held_errors), [e["message"] for e in held_errors[:MAX_EXAMPLES]]))
-        leakage, leak_findings, leak_errors = _leakage(
-            rows, held, near_dup_threshold, path, str(heldout))
-        findings.extend(leak_findings)
-        row_errors.extend(leak_errors)
-        lap("leakage")
-
-    pii, pii_findings = _pii(rows, path)
-    findings.extend(pii_findings)
-    lap("pii")
-
-    # Label field and bias audit.
-    label_name = label_field or (
-        DEFAULT_LABEL_FIELD if any(DEFAULT_LABEL_FIELD in r.data for r in rows) else None)
-    labels = None
-    if label_name is not None:
-        labels, label_findings = _labels(rows, label_name, max_label_ratio, path)
-        findings.extend(label_findings)
-    if outcome_pattern is None:
-        outcome_rule = OutcomeRule(None, label_name)
-    bias = None
-    if rows:
-        groups = [row_group(r.data, _prompt_text(r, system=True), group_field) for r in rows]
-        outcomes = (
-            [outcome_rule(r.answer, r.data) for r in rows] if outcome_rule.source else None
-        )
-        bias = audit(
-            groups, outcomes, thresholds=thresholds,
-            group_source=f"field:{group_field}" if group_field else "inferred:gender (lexicon)",
-            outcome_source=outcome_rule.source,
-        )
-        if bias["association_flagged"]:
-            findings.append(Finding(
-                "bias_association", "warning", bias["reasons"][-1], 1, []))
-        if bias["representation_flagged"]:
-            findings.append(Finding("bias_representation", "warning", bias["reasons"][0], 1, []))
-        if outcome_pattern is not None and outcomes is not None:
-            matched = [o for o in outcomes if o is not None and o != "(no match)"]
-            if not matched:
-                findings.append(Finding(
-                    "outcome_no_match", "warning",
-                    f"--outcome-pattern {outcome_pattern!r} matches no answer", 1, []))
-
-    lap("audit")
-    preflight = None
-    if tokens is not None:
-        preflight = {
-            "epochs": epochs,
-            "trainable_tokens": tokens["trainable_total"],
-            "trainable_tokens_x_epochs": int(round(tokens["trainable_total"] * epochs)),
-            "tokens_x_epochs": int(round(tokens["total"] * epochs)),
-        }
-
-    if row_errors:
-        fmt_errors = [e for e in row_errors if e["file"] == path
-                      and not e["problem"].startswith(("no trainable", "answer renders"))]
-        if fmt_errors:
-            findings.insert(0, Finding(
-                "format", "error", f"{len(fmt_errors)} rows are malformed", len(fmt_errors),
-                [e["message"] for e in fmt_errors[:MAX_EXAMPLES]]))
+    findings: list[Finding] = []
+    row_errors: list[dict[str, Any]] = []
+    for check in CHECKS:
+        result = check.run(ctx)
+        if result is None:
+            clock = time.perf_counter()  # a check that does not apply is not timed
+            continue
+        if result.section is not None:
+            ctx.sections[result.section] = result.data
+        findings += result.findings
+        row_errors += result.row_errors
+        lap(check.stage or check.name)
     row_errors.sort(key=lambda e: (e["file"] != path, e["file"], e["line"]))
+    return _report(ctx, base, n_rows, findings, row_errors, timings)
 
+
+def _report(ctx: Context, base: str | None, n_rows: int, findings: list[Finding],
+            row_errors: list[dict[str, Any]], timings: dict[str, float]) -> ValidationReport:
+    s, tokens = ctx.sections, ctx.sections.get("tokens")
     return ValidationReport(
-        data=path,
-        heldout=None if heldout is None else str(heldout),
+        data=ctx.path,
+        heldout=ctx.heldout,
         n_rows=n_rows,
-        n_valid=len(rows),
-        formats=dict(Counter(r.fmt for r in rows)),
+        n_valid=len(ctx.rows),
+        formats=dict(Counter(r.fmt for r in ctx.rows)),
         row_errors=row_errors,
         tokens=tokens,
-        duplicates=duplicates,
-        leakage=leakage,
-        pii=pii,
-        bias=bias,
-        labels=labels,
-        preflight=preflight,
+        duplicates=s["duplicates"],
+        leakage=s.get("leakage"),
+        pii=s["pii"],
+        bias=s.get("bias"),
+        labels=s.get("labels"),
+        preflight=s.get("preflight"),
         findings=findings,
         settings={
             "base": base,
-            "tokenizer": getattr(tokenizer, "name_or_path", None) if tokenizer else None,
-            "max_seq_len": tokens["max_seq_len"] if tokens else max_seq_len,
-            "group_field": group_field,
-            "outcome_pattern": outcome_pattern,
-            "label_field": label_name,
-            "near_dup_threshold": near_dup_threshold,
-            "epochs": epochs,
-            "alpha": thresholds.alpha,
-            "min_cramers_v": thresholds.min_cramers_v,
-            "min_group_ratio": thresholds.min_group_ratio,
-            "max_label_ratio": max_label_ratio,
+            "tokenizer": getattr(ctx.tokenizer, "name_or_path", None) if ctx.tokenizer else None,
+            "max_seq_len": tokens["max_seq_len"] if tokens else ctx.max_seq_len,
+            "group_field": ctx.group_field,
+            "outcome_pattern": ctx.outcome_pattern,
+            "label_field": ctx.label_field,
+            "near_dup_threshold": ctx.near_dup_threshold,
+            "epochs": ctx.epochs,
+            "alpha": ctx.thresholds.alpha,
+            "min_cramers_v": ctx.thresholds.min_cramers_v,
+            "min_group_ratio": ctx.thresholds.min_group_ratio,
+            "max_label_ratio": ctx.max_label_ratio,
         },
         timings=timings,
     )
@@ -664,129 +301,6 @@ def redact_file(src: str | Path, out: str | Path) -> dict[str, int]:
         lines.append(json.dumps(redact_value(row.data), ensure_ascii=False) + "\n")
     atomic_write_text(out, "".join(lines))
     return {"rows": len(lines), "skipped": skipped}
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    cells = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
-    def fmt(r: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-    return [fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in cells)]
-
-
-def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
-    return out
-
-
-def _bias_tables(bias: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    outcomes = bias.get("outcomes") or []
-    headers = ["group", "rows", "share", *[f"rate {o}" for o in outcomes]]
-    rows = []
-    for g, rep in bias["representation"].items():
-        rates = (bias.get("outcome_rates") or {}).get(g)
-        rows.append([
-            g, rep["rows"], f"{rep['share']:.2f}",
-            *[f"{rates['rates'][o]:.2f}" if rates else "-" for o in outcomes],
-        ])
-    return headers, rows
-
-
-def _sections(report: ValidationReport) -> list[tuple[str, list[str], list[list[Any]]]]:
-    """(title, headers, rows) tables shared by the terminal and Markdown renderings."""
-    out: list[tuple[str, list[str], list[list[Any]]]] = []
-    out.append(("Rows", ["rows", "valid", "errors", "warnings", "formats"], [[
-        report.n_rows, report.n_valid, report.n_errors, report.n_warnings,
-        ", ".join(f"{k} {v}" for k, v in report.formats.items()) or "-"]]))
-    t = report.tokens
-    if t:
-        out.append(("Tokens", ["p50", "p95", "max", "max_seq_len", "over max", "zero trainable",
-                               "trainable total"],
-                    [[f"{t['p50']:.0f}", f"{t['p95']:.0f}", t["max"], t["max_seq_len"],
-                      t["over_max_seq_len"], t["zero_trainable"], t["trainable_total"]]]))
-    d = report.duplicates
-    out.append(("Duplicates", ["exact rows", "near clusters", "near rows", "conflicts"],
-                [[d["exact_rows"], d["near_clusters"], d["near_rows"], d["conflicts"]]]))
-    if report.leakage:
-        lk = report.leakage
-        out.append(("Leakage", ["held-out rows", "exact", "near"],
-                    [[lk["heldout_rows"], lk["exact"], lk["near"]]]))
-    out.append(("PII", list(PII_KINDS), [[report.pii["counts"][k] for k in PII_KINDS]]))
-    if report.bias:
-        b = report.bias
-        headers, rows = _bias_tables(b)
-        title = f"Bias audit (group: {b['group_source']}; outcome: {b['outcome_source'] or '-'})"
-        out.append((title, headers, rows))
-        if b.get("test"):
-            tt = b["test"]
-            out.append(("Association test", ["chi2", "dof", "p", "Cramér's V", "flagged"],
-                        [[f"{tt['chi2']:.2f}", tt["dof"], f"{tt['p_value']:.3g}",
-                          f"{tt['cramers_v']:.3f}", "YES" if b["association_flagged"] else "no"]]))
-    if report.labels:
-        lb = report.labels
-        out.append((f"Labels ({lb['field']})", ["label", "rows"],
-                    [[k, v] for k, v in lb["counts"].items()]))
-    if report.preflight:
-        p = report.preflight
-        out.append(("Pre-flight", ["epochs", "trainable tokens", "trainable x epochs",
-                                   "tokens x epochs"],
-                    [[p["epochs"], p["trainable_tokens"], p["trainable_tokens_x_epochs"],
-                      p["tokens_x_epochs"]]]))
-    return out
-
-
-def render_text(report: ValidationReport) -> str:
-    """The terminal summary: tables, then the findings with examples."""
-    lines = [f"validate {report.data}" + (f" (held-out {report.heldout})" if report.heldout
-                                            else "")]
-    for title, headers, rows in _sections(report):
-        lines += ["", title, *_table(headers, rows)]
-    if report.bias and not report.bias["outcome_source"]:
-        lines += ["(no outcome audited: pass --outcome-pattern REGEX, e.g. a word of the answer "
-                  "such as premium, or --label-field FIELD)"]
-    lines += ["", "Findings" if report.findings else "Findings: none"]
-    for f in report.findings:
-        lines.append(f"  {f.severity.upper():7} {f.check}: {f.message}")
-        lines += [f"           e.g. {e}" for e in f.examples[:3]]
-    return "\n".join(lines) + "\n"
-
-
-def render_markdown(report: ValidationReport) -> str:
-    """report.md: the same tables and every finding with its examples."""
-    lines = [f"# Data report: `{report.data}`", ""]
-    if report.heldout:
-        lines += [f"Held-out: `{report.heldout}`", ""]
-    for title, headers, rows in _sections(report):
-        lines += [f"## {title}", "", *_md_table(headers, rows), ""]
-    lines += ["## Findings", ""]
-    if not report.findings:
-        lines.append("None.")
-    for f in report.findings:
-        lines.append(f"- **{f.severity}** `{f.check}`: {f.message}")
-        lines += [f"  - `{e}`" for e in f.examples]
-    if report.row_errors:
-        lines += ["", "## Row errors", ""]
-        lines += [f"- `{e['message']}`" for e in report.row_errors[:200]]
-        if len(report.row_errors) > 200:
-            lines.append(f"- ... and {len(report.row_errors) - 200} more (see report.json)")
-    return "\n".join(lines) + "\n"
-
-
-def write_report(report: ValidationReport, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write report.json and report.md into ``out_dir`` atomically."""
-    from finetune.artifacts import atomic_write_json, atomic_write_text
-
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--report {out}: exists and is not a folder")
-    return (atomic_write_json(out / "report.json", report.to_dict()),
-            atomic_write_text(out / "report.md", render_markdown(report)))
 
 
 # ---------------------------------------------------------------------------------------------

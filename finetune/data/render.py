@@ -1,0 +1,136 @@
+"""Renderings of a validation report: the terminal summary and ``report.md``.
+
+Both walk the same tables (:func:`sections`), so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune.data.pii import KINDS as PII_KINDS
+from finetune.errors import UsageError
+
+if TYPE_CHECKING:
+    from finetune.data.validate import ValidationReport
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+    return [fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in cells)]
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return out
+
+
+def _bias_tables(bias: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    outcomes = bias.get("outcomes") or []
+    headers = ["group", "rows", "share", *[f"rate {o}" for o in outcomes]]
+    rows = []
+    for g, rep in bias["representation"].items():
+        rates = (bias.get("outcome_rates") or {}).get(g)
+        rows.append([
+            g, rep["rows"], f"{rep['share']:.2f}",
+            *[f"{rates['rates'][o]:.2f}" if rates else "-" for o in outcomes],
+        ])
+    return headers, rows
+
+
+def sections(report: ValidationReport) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """(title, headers, rows) tables shared by the terminal and Markdown renderings."""
+    out: list[tuple[str, list[str], list[list[Any]]]] = []
+    out.append(("Rows", ["rows", "valid", "errors", "warnings", "formats"], [[
+        report.n_rows, report.n_valid, report.n_errors, report.n_warnings,
+        ", ".join(f"{k} {v}" for k, v in report.formats.items()) or "-"]]))
+    t = report.tokens
+    if t:
+        out.append(("Tokens", ["p50", "p95", "max", "max_seq_len", "over max", "zero trainable",
+                               "trainable total"],
+                    [[f"{t['p50']:.0f}", f"{t['p95']:.0f}", t["max"], t["max_seq_len"],
+                      t["over_max_seq_len"], t["zero_trainable"], t["trainable_total"]]]))
+    d = report.duplicates
+    out.append(("Duplicates", ["exact rows", "near clusters", "near rows", "conflicts"],
+                [[d["exact_rows"], d["near_clusters"], d["near_rows"], d["conflicts"]]]))
+    if report.leakage:
+        lk = report.leakage
+        out.append(("Leakage", ["held-out rows", "exact", "near"],
+                    [[lk["heldout_rows"], lk["exact"], lk["near"]]]))
+    out.append(("PII", list(PII_KINDS), [[report.pii["counts"][k] for k in PII_KINDS]]))
+    if report.bias:
+        b = report.bias
+        headers, rows = _bias_tables(b)
+        title = f"Bias audit (group: {b['group_source']}; outcome: {b['outcome_source'] or '-'})"
+        out.append((title, headers, rows))
+        if b.get("test"):
+            tt = b["test"]
+            out.append(("Association test", ["chi2", "dof", "p", "Cramér's V", "flagged"],
+                        [[f"{tt['chi2']:.2f}", tt["dof"], f"{tt['p_value']:.3g}",
+                          f"{tt['cramers_v']:.3f}", "YES" if b["association_flagged"] else "no"]]))
+    if report.labels:
+        lb = report.labels
+        out.append((f"Labels ({lb['field']})", ["label", "rows"],
+                    [[k, v] for k, v in lb["counts"].items()]))
+    if report.preflight:
+        p = report.preflight
+        out.append(("Pre-flight", ["epochs", "trainable tokens", "trainable x epochs",
+                                   "tokens x epochs"],
+                    [[p["epochs"], p["trainable_tokens"], p["trainable_tokens_x_epochs"],
+                      p["tokens_x_epochs"]]]))
+    return out
+
+
+def render_text(report: ValidationReport) -> str:
+    """The terminal summary: tables, then the findings with examples."""
+    lines = [f"validate {report.data}" + (f" (held-out {report.heldout})" if report.heldout
+                                            else "")]
+    for title, headers, rows in sections(report):
+        lines += ["", title, *_table(headers, rows)]
+    if report.bias and not report.bias["outcome_source"]:
+        lines += ["(no outcome audited: pass --outcome-pattern REGEX, e.g. a word of the answer "
+                  "such as premium, or --label-field FIELD)"]
+    lines += ["", "Findings" if report.findings else "Findings: none"]
+    for f in report.findings:
+        lines.append(f"  {f.severity.upper():7} {f.check}: {f.message}")
+        lines += [f"           e.g. {e}" for e in f.examples[:3]]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(report: ValidationReport) -> str:
+    """report.md: the same tables and every finding with its examples."""
+    lines = [f"# Data report: `{report.data}`", ""]
+    if report.heldout:
+        lines += [f"Held-out: `{report.heldout}`", ""]
+    for title, headers, rows in sections(report):
+        lines += [f"## {title}", "", *_md_table(headers, rows), ""]
+    lines += ["## Findings", ""]
+    if not report.findings:
+        lines.append("None.")
+    for f in report.findings:
+        lines.append(f"- **{f.severity}** `{f.check}`: {f.message}")
+        lines += [f"  - `{e}`" for e in f.examples]
+    if report.row_errors:
+        lines += ["", "## Row errors", ""]
+        lines += [f"- `{e['message']}`" for e in report.row_errors[:200]]
+        if len(report.row_errors) > 200:
+            lines.append(f"- ... and {len(report.row_errors) - 200} more (see report.json)")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: ValidationReport, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write report.json and report.md into ``out_dir`` atomically."""
+    from finetune.artifacts import atomic_write_json, atomic_write_text
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--report {out}: exists and is not a folder")
+    return (atomic_write_json(out / "report.json", report.to_dict()),
+            atomic_write_text(out / "report.md", render_markdown(report)))
+
+
