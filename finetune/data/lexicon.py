@@ -255,15 +255,16 @@ def swap(text: str, axis: str = "gender") -> str:
     if axis not in AXES:
         raise ValueError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
     swap_terms, _, names = _tables()
+    package = package_names()
 
     def replace(match: re.Match[str]) -> str:
         word = match.group(0)
         lower = word.lower()
         if lower in names:
             return _case_like(word, names[lower]) if word[0].isupper() else word
-        if word[0].isupper() and lower not in swap_terms:
-            group = package_names().get(lower)
-            if group in GROUPS["gender"]:
+        if word[0].isupper() and lower in package:
+            group = package[lower]
+            if group != AMBIGUOUS:
                 return _case_like(word, _package_partner(lower, group))
         if axis != "gender":
             return word
@@ -284,14 +285,14 @@ def find_terms(text: str, axis: str = "gender") -> list[tuple[str, str]]:
     Package names count when capitalised and not ambiguous.
     """
     _, group_of, names = _tables()
+    package = package_names()
     found = []
     for word in _WORD.findall(text):  # findall + a set lookup: the audit reads every row
         lower = word.lower()
         if lower not in group_of:
-            if word[0].isupper():
-                group = package_names().get(lower)
-                if group in GROUPS["gender"]:  # ambiguous names decide nothing
-                    found.append((word, group))
+            group = package.get(lower)
+            if group is not None and group != AMBIGUOUS and word[0].isupper():
+                found.append((word, group))  # ambiguous names decide nothing
             continue
         if lower in names and not word[0].isupper():
             continue  # "mark my order" is not Mark
