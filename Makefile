@@ -25,9 +25,9 @@ app: setup
 # Debian's chromium + chromedriver for the browser test; installed when we are root, else the
 # browser test skips and says why.
 browser-deps:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v pdftoppm >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver poppler-utils >/dev/null; \
 	else echo "note: chromium not installed and not root; the browser test will be skipped"; fi
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.

@@ -177,7 +177,8 @@ class Report:
 def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> Report:
     """Walk the results once into the report's sections (see the module docstring)."""
     task, st = results["task"], results["stats"]
-    intro = (f"Base {results['base']}, {task['n_rows']} held-out rows from {task['data']}. "
+    intro = (f"Base {_short(results['base'])}, {task['n_rows']} held-out rows from "
+             f"{_short(task['data'])}. "
              f"Values with bootstrap 95% CIs ({st['n_boot']} resamples, seed {st['seed']}); "
              f"p-values: {st['binary_test']} for 0/1 scores, {st['continuous_test']} otherwise.")
     found = verdicts(results)
@@ -191,6 +192,12 @@ def build_report(results: dict[str, Any], predictions: list[dict[str, Any]]) -> 
             sections.append(section)
     sections.append(_disagreement_section(results, predictions))
     return Report(f"Evaluation: {task['name']}", intro, sections)
+
+
+def _short(ref: Any) -> str:
+    """A local path as its last part: a report leaves the machine, its folders do not."""
+    text = str(ref)
+    return text.rstrip("/").rsplit("/", 1)[-1] if text.startswith(("/", ".", "~")) else text
 
 
 def _scorers(results: dict[str, Any]) -> list[str]:
@@ -604,7 +611,9 @@ def verdict_html(found: list[Verdict], lead: str = "") -> str:
                      f'<span class="outcome">{html.escape(v.outcome)}</span>'
                      f"{': ' if evidence or warns else ''}{evidence}{warns}</li>")
     head = f"<p><b>{html.escape(lead)}</b></p>" if lead else ""
-    return f'<div class="verdict">{head}<ul>{"".join(items)}</ul></div>'
+    # inline list style: host pages (the app) style lists with more specific rules
+    return (f'<div class="verdict">{head}<ul style="list-style:none;padding-left:0">'
+            f'{"".join(items)}</ul></div>')
 
 
 def _html_blocks(blocks: list[Block]) -> str:

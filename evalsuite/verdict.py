@@ -75,20 +75,37 @@ def _pct(v: float) -> str:
     return f"{100 * v:.0f}%"
 
 
-def gate_words(gate: dict[str, Any]) -> str:
-    """A checked gate (results.json ``gates`` entry) in plain words with its threshold."""
+def _worst_axis(model: dict[str, Any]) -> str | None:
+    axes = (((model.get("fairness") or {}).get("counterfactual") or {}).get("axes") or {})
+    rated = [(a.get("flip_rate") or 0, name) for name, a in axes.items()]
+    return max(rated)[1] if rated else None
+
+
+def _outcome(model: dict[str, Any]) -> str | None:
+    outcome = (((model.get("fairness") or {}).get("groups") or {}).get("outcome") or {})
+    pattern = outcome.get("pattern")
+    return pattern if isinstance(pattern, str) and pattern.isalnum() else None
+
+
+def gate_words(gate: dict[str, Any], model: dict[str, Any] | None = None) -> str:
+    """A checked gate (results.json ``gates`` entry) in plain words with its threshold.
+
+    ``model`` (its results.json entry) names the swap axis and the favourable outcome.
+    """
+    model = model or {}
     key, value, op, t = gate["key"], _num(gate.get("value")), gate["op"], gate["threshold"]
     bound = f"gate {OPS_SHOWN.get(op, op)} "
     if value is None:
         return f"{_words(key)} was not measured (gate {gate['gate']})"
     parts = key.split(".")
     if parts[0] == "counterfactual" and parts[-1] == "flip_rate":
-        axis = parts[1] if len(parts) == 3 else "demographic"
+        axis = parts[1] if len(parts) == 3 else (_worst_axis(model) or "demographic")
         return (f"changes its answer on {_pct(value)} of {axis} swaps (same request, other "
                 f"name or pronouns; {bound}{_pct(t)})")
     if key == "demographic_parity_difference":
-        return (f"gives the favourable outcome to one group {100 * value:.0f} points more often "
-                f"than another ({bound}{100 * t:.0f} points)")
+        what = f"“{_outcome(model)}”" if _outcome(model) else "the favourable outcome"
+        return (f"gives {what} to one group {100 * value:.0f} percentage points more often "
+                f"than to another ({bound}{100 * t:.0f} points)")
     if key == "demographic_parity_ratio":
         return f"selection-rate ratio between groups {value:.2f} ({bound}{t:g})"
     if parts[-1] == "delta_vs_base":
@@ -137,7 +154,7 @@ def verdict(results: dict[str, Any], name: str) -> Verdict:
         return Verdict(name, REVIEW if warnings else NOT_JUDGED, evidence, warnings)
     failed = [g for g in gates if not g.get("passed")]
     if failed:
-        evidence = [gate_words(g) for g in failed]
+        evidence = [gate_words(g, model) for g in failed]
         evidence.append(f"fails {len(failed)} of {len(gates)} gates")
         if headline:
             evidence.append(headline)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from finetune.data.lexicon import swap
+from tuneproof_app import examples
 from tuneproof_app.context import MAX_ADAPTERS, AppContext
 
 N_COLUMNS = 1 + MAX_ADAPTERS
@@ -117,11 +118,21 @@ def run_compare(
             for j in range(len(chosen))
         ]
         columns += [[] for _ in blank]
-        lines = ["\n\n".join(filter(None, [stats_markdown(stats.get(m)), ctx.notice(m)]))
-                 for m in chosen] + blank
+        grades = _grades(ctx, message, texts) if done else [""] * len(chosen)
+        lines = ["\n\n".join(filter(None, [stats_markdown(stats.get(m)), ctx.notice(m), g]))
+                 for m, g in zip(chosen, grades, strict=True)] + blank
         details = {"models": chosen, "answers": dict(zip(chosen, texts, strict=True)),
                    "stats": stats, "done": done}
         yield (*columns, *lines, details)
+
+
+def _grades(ctx: AppContext, message: str, texts: list[str]) -> list[str]:
+    """Each answer marked right or wrong when the message is a held-out prompt."""
+    item = examples.find(ctx, message)
+    if item is None:
+        return [""] * len(texts)
+    scorers = examples.task_scorers(ctx)
+    return [examples.grade(t, item, scorers) for t in texts]
 
 
 def swap_demographics(message: str) -> str:

@@ -16,6 +16,7 @@ from finetune.data.lexicon import AXES, counterfactual_variants, find_terms
 from finetune.errors import UsageError
 from tuneproof_app.compare import conversation
 from tuneproof_app.context import AppContext
+from tuneproof_app.examples import bias_pair, find
 
 _WORD = re.compile(r"[A-Za-z]+")
 
@@ -64,7 +65,13 @@ def run_probe(
     message = ctx.check_text(message)
     chosen = ctx.check_models(models)
     config = ctx.generation_config(max_new_tokens)
-    rows = variants(message, axes or AXES)
+    details = answer_variants(ctx, variants(message, axes or AXES), system, chosen, config)
+    return render(details), details
+
+
+def answer_variants(ctx: AppContext, rows: list[tuple[str, str]], system: str,
+                    chosen: list[str], config: Any) -> dict[str, Any]:
+    """Every model's answer to every ``(label, text)`` row, changes against the first row's."""
     prompts = [conversation(system, [], text) for _, text in rows]
     result = ctx.engine.generate(prompts, [ctx.engine_name(m) for m in chosen], config)
     reference = [outcome(g.text) for g in result[0]]
@@ -78,7 +85,27 @@ def run_probe(
         details["variants"].append({"label": label, "text": text, "changed": changed,
                                     "answers": {m: g.text for m, g in zip(chosen, gens,
                                                                            strict=True)}})
-    return render(details), details
+    return details
+
+
+def show_bias(ctx: AppContext, system: str, models: Sequence[str],
+              max_new_tokens: Any) -> tuple[str, str, dict[str, Any]]:
+    """The "show me the bias" example: a pair that differs only in the name, side by side.
+
+    Returns:
+        (the original message, an HTML table of both answers per model, the details)
+    """
+    why, original, variant = bias_pair(ctx)
+    chosen = ctx.check_models(models)
+    config = ctx.generation_config(max_new_tokens)
+    details = answer_variants(ctx, [("original", original), ("other name", variant)], system,
+                              chosen, config)
+    details["why"] = why
+    for v in details["variants"]:
+        item = find(ctx, v["text"])
+        if item is not None:
+            v["reference"] = item.reference
+    return original, f"<p><b>{html.escape(why)}</b></p>" + render(details), details
 
 
 def render(details: dict[str, Any]) -> str:
@@ -95,8 +122,10 @@ def render(details: dict[str, Any]) -> str:
             answer = v["answers"][m]
             shown = html.escape(answer) if answer.strip() else "<i>(no visible text)</i>"
             cells.append(f"<td{mark}>{shown}</td>")
+        ref = (f"<br><small>reference: <code>{html.escape(v['reference'])}</code></small>"
+               if v.get("reference") else "")
         body.append(f"<tr><td style=\"min-width:14em\"><b>{html.escape(v['label'])}</b><br><small>"
-                    f"{html.escape(v['text'])}</small></td>{''.join(cells)}</tr>")
+                    f"{html.escape(v['text'])}</small>{ref}</td>{''.join(cells)}</tr>")
     summary = " · ".join(
         f"{html.escape(m)}: {details['changed_counts'][m]} of {n} variants changed the answer"
         for m in models

@@ -74,7 +74,9 @@ def _verdict_card(results: dict[str, Any]) -> str:
 
 
 def _charts_html(report: Report, kind: str) -> str:
-    svgs = [c.svg for c in report.charts(kind)]
+    # the favourable outcome by group first: the chart where a bias shows at a glance
+    found = sorted(report.charts(kind), key=lambda c: not c.title.startswith("favourable"))
+    svgs = [c.svg for c in found]
     return ('<div style="display:flex;flex-wrap:wrap;gap:8px">' + "".join(svgs) + "</div>"
             if svgs else "")
 

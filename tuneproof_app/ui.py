@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from finetune.data.lexicon import AXES
-from tuneproof_app import arena, compare, probe, reports
+from tuneproof_app import arena, compare, examples, probe, reports
 from tuneproof_app.background import status_html
 from tuneproof_app.compare import N_COLUMNS
 from tuneproof_app.context import MAX_ADAPTERS, AppContext, friendly
@@ -168,7 +168,16 @@ def _compare_tab(ctx: AppContext) -> Any:
         swap_btn = gr.Button("Swap demographics", elem_id="compare-swap")
         clear = gr.Button("Clear conversations", elem_id="compare-clear")
     temperature, top_p, seed, max_new = _settings(ctx)
-    if ctx.examples:
+    with gr.Row():
+        bias_btn = gr.Button("Show me the bias", variant="secondary", elem_id="compare-bias")
+        gr.Markdown("Runs the chosen models on a pair of prompts that differ only in the "
+                    "customer's name, and puts the answers side by side.")
+    bias_table = gr.HTML(elem_id="compare-bias-table")
+    grouped = examples.groups(examples.heldout(ctx))
+    for label, prompts in grouped:
+        gr.Examples([[p] for p in prompts], inputs=[message], label=label,
+                    examples_per_page=len(prompts))
+    if not grouped and ctx.examples:
         gr.Examples([[compare.content_text(c[-1]["content"])] for c in ctx.examples[:8]],
                     inputs=[message], label="Held-out prompts")
     with gr.Accordion("Run details", open=False):
@@ -196,6 +205,15 @@ def _compare_tab(ctx: AppContext) -> Any:
                 api_name="clear_compare")
     swap_btn.click(friendly(compare.swap_demographics), message, message,
                    api_name="swap_demographics")
+
+    @gpu
+    @friendly
+    def on_bias(sys: str, names: list[str], n: Any) -> tuple[str, str]:
+        original, table, _ = probe.show_bias(ctx, sys, names, n)
+        return original, table
+
+    bias_btn.click(on_bias, [system, models, max_new], [message, bias_table],
+                   api_name="show_bias", concurrency_id=ENGINE, concurrency_limit=1)
     return models
 
 
@@ -304,13 +322,14 @@ def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
     run_names = registry.names() if registry is not None else []
     first = reports.data_report(registry, run_names[0]) if run_names else {}
     with gr.Tab("Evaluation"):
-        with gr.Row(equal_height=True):
+        with gr.Row():
             pick = gr.Dropdown(names, value=names[0] if names else None, label="Evaluation",
                                scale=3)
-            html_btn = gr.DownloadButton("Download the report (HTML)", view.downloads[0],
-                                         elem_id="reports-download-html", scale=1)
-            zip_btn = gr.DownloadButton("Download everything (zip)", view.downloads[1],
-                                        elem_id="reports-download-zip", scale=1)
+            with gr.Column(scale=1, min_width=240):
+                html_btn = gr.DownloadButton("Download the report (HTML)", view.downloads[0],
+                                             elem_id="reports-download-html", size="sm")
+                zip_btn = gr.DownloadButton("Download everything (zip)", view.downloads[1],
+                                            elem_id="reports-download-zip", size="sm")
         verdict = gr.HTML(view.verdict, elem_id="reports-verdict")
         with gr.Row():
             with gr.Column():

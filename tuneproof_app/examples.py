@@ -1,0 +1,160 @@
+"""Held-out examples for a demo: grouped by what they show, graded against their reference.
+
+The Compare tab lists the held-out prompts by kind ("Same request, other name", one group per
+intent and need), marks each column's answer right or wrong when the message is a held-out
+prompt (with the evaluation's own label scorers), and finds the pair that shows the bias: a
+counterfactual pair the evaluation saw an adapter flip on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite.labels import extract
+from finetune.data.formats import RowError, iter_rows, split_prompt, to_messages
+from finetune.errors import UsageError
+from tuneproof_app.context import AppContext
+
+PER_GROUP = 4
+SAME_REQUEST = "Same request, other name"
+META_KEYS = ("intent", "need")
+"""Row fields that name what a prompt shows, in order (the demo's; others fall back)."""
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A held-out prompt with its reference answer and its metadata (group, intent, pair...)."""
+
+    text: str
+    system: str
+    reference: str
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, mtime_ns: int, limit: int) -> tuple[HeldOut, ...]:
+    out = []
+    for row in iter_rows(path):
+        if row.problems or not isinstance(row.data, dict):
+            continue
+        try:
+            prompt, reference = split_prompt(to_messages(row.data))
+        except (RowError, ValueError):
+            continue
+        system = next((m["content"] for m in prompt if m["role"] == "system"), "")
+        meta = {k: v for k, v in row.data.items()
+                if k not in ("messages", "prompt", "completion", "instruction", "input", "output")}
+        out.append(HeldOut(str(prompt[-1]["content"]).strip(), system, reference, meta))
+        if len(out) >= limit:
+            break
+    return tuple(out)
+
+
+def heldout(ctx: AppContext, limit: int = 2000) -> list[HeldOut]:
+    """The held-out prompts of the app (none when it has no held-out file yet)."""
+    path = ctx.heldout
+    if path is None or not Path(path).is_file():
+        return []
+    return list(_load(str(path), Path(path).stat().st_mtime_ns, limit))
+
+
+def _label(meta: dict[str, Any]) -> str:
+    intent, need = meta.get("intent"), meta.get("need")
+    if intent is None:
+        return "Held-out prompts"
+    name = {"recommend": "Recommendation", "refund": "Refund", "shipping": "Shipping"}.get(
+        str(intent), str(intent).capitalize())
+    return f"{name}, {need} need" if need else f"{name} request"
+
+
+def groups(items: list[HeldOut], per_group: int = PER_GROUP) -> list[tuple[str, list[str]]]:
+    """``[(label, prompts)]``: gender pairs side by side first, then one group per kind."""
+    out: list[tuple[str, list[str]]] = []
+    pairs: dict[Any, list[HeldOut]] = {}
+    for it in items:
+        if it.meta.get("pair") is not None and it.meta.get("intent") in (None, "recommend"):
+            pairs.setdefault(it.meta["pair"], []).append(it)
+    both = [p for p in pairs.values() if len(p) == 2][: per_group // 2]
+    if both:
+        out.append((SAME_REQUEST, [it.text for p in both for it in p]))
+    kinds: dict[str, list[str]] = {}
+    seen_pairs = set()
+    for it in items:
+        pair = it.meta.get("pair")
+        if pair is not None and pair in seen_pairs:
+            continue  # one of each pair here: the pairs have their own group
+        seen_pairs.add(pair)
+        shown = kinds.setdefault(_label(it.meta), [])
+        if len(shown) < per_group:
+            shown.append(it.text)
+    out += sorted(kinds.items())
+    return out
+
+
+def task_scorers(ctx: AppContext) -> list[dict[str, Any]]:
+    """The label scorers of the app's (first) evaluation: how an answer is graded."""
+    for d in ctx.results_dirs:
+        for path in sorted(Path(d).glob("**/results.json")) if Path(d).is_dir() else []:
+            try:
+                scorers = json.loads(path.read_text(encoding="utf-8"))["task"]["scorers"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            return [s for s in scorers if s.get("type") == "label" and s.get("pattern")]
+    return []
+
+
+def grade(answer: str, item: HeldOut, scorers: list[dict[str, Any]]) -> str:
+    """``✓ right`` or ``✗ wrong``, with each applicable label scorer's own verdict.
+
+    A scorer applies when its ``where`` matches the row's metadata; without any, the answer
+    must equal the reference.
+    """
+    checks = []
+    for s in scorers:
+        where = s.get("where") or {}
+        if all(str(item.meta.get(k)) == str(v) for k, v in where.items()):
+            ok = extract(answer, s["pattern"]) == extract(item.reference, s["pattern"])
+            checks.append((s["name"].removesuffix("_accuracy"), ok))
+    right = all(ok for _, ok in checks) if checks else answer.strip() == item.reference.strip()
+    detail = " · ".join(f"{n} {'✓' if ok else '✗'}" for n, ok in checks)
+    head = "✓ **right**" if right else "✗ **wrong**"
+    return f"{head}{f' ({detail})' if detail else ''} — reference: `{item.reference}`"
+
+
+def find(ctx: AppContext, message: str) -> HeldOut | None:
+    """The held-out row whose prompt is ``message`` (whitespace ignored at the ends)."""
+    text = (message or "").strip()
+    return next((it for it in heldout(ctx) if it.text == text), None)
+
+
+def bias_pair(ctx: AppContext) -> tuple[str, str, str]:
+    """``(why, original, variant)``: the pair that shows the bias best.
+
+    First choice: a counterfactual pair the evaluation saw a failing adapter flip on; else
+    the first held-out recommendation pair (same request, other name).
+
+    Raises:
+        UsageError: no evaluation and no held-out pairs to take one from.
+    """
+    for d in ctx.results_dirs:
+        for path in sorted(Path(d).glob("**/results.json")) if Path(d).is_dir() else []:
+            try:
+                models = json.loads(path.read_text(encoding="utf-8"))["models"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            ranked = sorted(models.items(), key=lambda kv: kv[1].get("passed") is not False)
+            for name, m in ranked:
+                axes = ((m.get("fairness") or {}).get("counterfactual") or {}).get("axes") or {}
+                for axis, a in axes.items():
+                    for ex in a.get("examples") or []:
+                        if ex.get("prompt") and ex.get("variant_prompt"):
+                            return (f"The evaluation saw {name} change its answer on this "
+                                    f"{axis} swap.", ex["prompt"], ex["variant_prompt"])
+    for label, prompts in groups(heldout(ctx)):
+        if label == SAME_REQUEST and len(prompts) >= 2:
+            return "Same request, other name (a held-out pair).", prompts[0], prompts[1]
+    raise UsageError("show me the bias: no evaluation results and no held-out pairs yet")
