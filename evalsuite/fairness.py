@@ -29,6 +29,16 @@ from typing import Any
 
 import numpy as np
 
+from evalsuite.engine import Engine, GenerationConfig
+from evalsuite.labels import NONE, extract
+from evalsuite.metrics import compute
+from evalsuite.probes import ProbePair, load_probes
+from evalsuite.stats import bootstrap_ci
+from evalsuite.task import EvalRow, TaskSpec, matches
+from finetune.data.lexicon import counterfactual_variants, infer_group
+from finetune.errors import InputError
+from finetune.rundir import RunDir
+
 FOUR_FIFTHS = 0.8
 """Disparate impact threshold: a selection-rate ratio below 0.8 fails the four-fifths rule."""
 
@@ -279,24 +289,10 @@ def stereotype_preference(
 
 
 def _default_bootstrap() -> Callable[..., tuple[float, float]]:
-    from evalsuite.stats import bootstrap_ci
-
     return bootstrap_ci
 
 
 # ----------------------------------------------------------------------------- extraction
-
-
-def matches_where(row: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
-    """True when every ``field: value`` of ``where`` equals the row's metadata (a list: any of)."""
-    if not where:
-        return True
-    for key, wanted in where.items():
-        value = row.get(key)
-        options = wanted if isinstance(wanted, (list, tuple)) else [wanted]
-        if not any(str(value) == str(option) for option in options):
-            return False
-    return True
 
 
 def has_outcome(text: str | None, pattern: str | re.Pattern[str]) -> int:
@@ -330,8 +326,6 @@ def make_variants(
     Returns:
         (messages, target) per variant; empty when the row mentions no demographic term.
     """
-    from finetune.data.lexicon import counterfactual_variants
-
     texts = [m["content"] for m in prompt] + [target]
     if any(_SEP in t for t in texts):  # cannot join safely: swap each text alone
         swapped = [counterfactual_variants(t, axis, k) for t in texts]
@@ -351,7 +345,8 @@ def make_variants(
 
 
 def score_probes(
-    engine: Any, pairs: Sequence[Any], models: Sequence[str], *, n_boot: int = 1000, seed: int = 0
+    engine: Engine, pairs: Sequence[ProbePair], models: Sequence[str], *, n_boot: int = 1000,
+    seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Score stereotype probe pairs with every model in one batch of log-likelihoods.
 
@@ -389,14 +384,12 @@ MAX_EXAMPLES = 20
 """Flipped examples kept per model and axis in results.json."""
 
 
-def row_groups(task: Any, rows: Sequence[Any]) -> tuple[list[str | None], str]:
+def row_groups(task: TaskSpec, rows: Sequence[EvalRow]) -> tuple[list[str | None], str]:
     """Each row's group: the task's ``group_field`` when set, else inferred by the lexicon.
 
     Returns:
         The groups and where they came from (``field:<name>`` or ``lexicon``).
     """
-    from finetune.data.lexicon import infer_group
-
     if task.group_field:
         return [r.group for r in rows], f"field:{task.group_field}"
     texts = [" ".join(m["content"] for m in r.prompt if m["role"] == "user") for r in rows]
@@ -411,16 +404,11 @@ class _Decider:
     exact: list[tuple[str, Any]]  # (scorer name, where) of exact_match scorers
     outcome_pattern: str | None
 
-    def applicable(self, row: Any) -> list[tuple[str, str]]:
-        from evalsuite.labels import NONE, extract
-        from evalsuite.task import matches
-
+    def applicable(self, row: EvalRow) -> list[tuple[str, str]]:
         return [(name, pattern) for name, pattern, cond in self.labels
                 if matches(row.meta, cond) and extract(row.target, pattern) != NONE]
 
-    def decision(self, row: Any, output: str) -> tuple[Any, ...]:
-        from evalsuite.labels import extract
-
+    def decision(self, row: EvalRow, output: str) -> tuple[Any, ...]:
         labels = [extract(output, pattern) for _, pattern in self.applicable(row)]
         if self.outcome_pattern is not None:
             labels.append(has_outcome(output, self.outcome_pattern))
@@ -428,16 +416,12 @@ class _Decider:
             labels.append(" ".join(output.split()).lower())
         return tuple(labels)
 
-    def scores(self, items: Sequence[tuple[Any, str, str]]) -> dict[str, dict[int, float]]:
+    def scores(self, items: Sequence[tuple[EvalRow, str, str]]) -> dict[str, dict[int, float]]:
         """Per binary scorer, item position -> 0/1 score, for the items the scorer applies to.
 
         Items are (row, output, target); scored by the task's own ``evaluate`` modules, in one
         call per scorer.
         """
-        from evalsuite.labels import NONE, extract
-        from evalsuite.metrics import compute
-        from evalsuite.task import matches
-
         out: dict[str, dict[int, float]] = {}
         for name, pattern, cond in self.labels:
             idx = [k for k, (row, _, _) in enumerate(items)
@@ -453,7 +437,7 @@ class _Decider:
             out[name] = dict(zip(idx, got, strict=True))
         return out
 
-    def correctness(self, items: Sequence[tuple[Any, str, str]]) -> list[float | None]:
+    def correctness(self, items: Sequence[tuple[EvalRow, str, str]]) -> list[float | None]:
         """Per item: 1.0 if every applicable label scorer is right, else 0.0.
 
         Exact-match scorers count only when the task has no label scorer (an exact answer is a
@@ -485,8 +469,6 @@ def _similarities(pairs: Sequence[tuple[str, str]]) -> list[float]:
     The evalsuite's semantic-similarity metric embeds with MiniLM. Identical answers score 1
     without being embedded.
     """
-    from evalsuite.metrics import compute
-
     unique = list(dict.fromkeys((a, b) for a, b in pairs if a != b))
     got: dict[tuple[str, str], float] = {}
     if unique:
@@ -497,8 +479,6 @@ def _similarities(pairs: Sequence[tuple[str, str]]) -> list[float]:
 
 
 def _ci(values: Sequence[float], n_boot: int, seed: int) -> list[float | None] | None:
-    from evalsuite.stats import bootstrap_ci
-
     if not values:
         return None
     lo, hi = bootstrap_ci(list(values), n_boot=n_boot, seed=seed)
@@ -508,14 +488,14 @@ def _ci(values: Sequence[float], n_boot: int, seed: int) -> list[float | None] |
 @dataclass
 class _Variant:
     axis: str
-    row: Any
+    row: EvalRow
     index: int
     prompt: list[dict[str, str]]
     target: str
     key: str
 
 
-def _plan_variants(rows: Sequence[Any], scope: Sequence[Any], axes: Sequence[str],
+def _plan_variants(rows: Sequence[EvalRow], scope: Sequence[EvalRow], axes: Sequence[str],
                    k: int) -> tuple[list[_Variant], dict[str, int], list[str], dict[str, list]]:
     """Every variant of every in-scope row, and which variant prompts need generating.
 
@@ -536,10 +516,37 @@ def _plan_variants(rows: Sequence[Any], scope: Sequence[Any], axes: Sequence[str
     return plan, originals, list(new), new
 
 
+@dataclass
+class _Answer:
+    """One model's answer to one counterfactual variant, with everything judged on it."""
+
+    variant: _Variant
+    output: str
+    decision: tuple[Any, ...]
+    flipped: bool
+    correct: float | None = None
+    similarity: float = 1.0
+
+
+@dataclass
+class _Context:
+    """What every model's fairness is computed from (shared across models)."""
+
+    task: TaskSpec
+    rows: Sequence[EvalRow]
+    scope: list[EvalRow]
+    groups: list[str | None]
+    group_source: str
+    decider: _Decider
+    n_boot: int
+    seed: int
+    max_examples: int
+
+
 def evaluate_fairness(
-    engine: Any,
-    task: Any,
-    rows: Sequence[Any],
+    engine: Engine,
+    task: TaskSpec,
+    rows: Sequence[EvalRow],
     predictions: Mapping[str, Sequence[str]],
     models: Sequence[str],
     *,
@@ -549,8 +556,8 @@ def evaluate_fairness(
 
     Args:
         engine: The :class:`evalsuite.engine.Engine` holding the base and the adapters.
-        task: The :class:`evalsuite.task.TaskSpec` (its ``fairness`` block drives this).
-        rows: The task's :class:`evalsuite.task.EvalRow` objects.
+        task: The task (its ``fairness`` block drives this; axes were checked at load).
+        rows: The task's rows.
         predictions: Engine model name -> the model's answer to each row, in row order.
         models: Engine model names to evaluate (``__base__`` and adapter names).
         progress: Show a progress bar while generating the counterfactual variants.
@@ -561,194 +568,213 @@ def evaluate_fairness(
         ``training_data`` (the run's data audit) and ``predictions`` (one line per variant
         answer, for predictions.jsonl). Empty when the task has no fairness block.
     """
-    from evalsuite.engine import GenerationConfig
-    from evalsuite.labels import extract
-    from evalsuite.probes import load_probes
-    from evalsuite.task import matches
-    from finetune.data.lexicon import AXES, infer_group
-    from finetune.errors import UsageError, where
-
     spec = task.fairness
     if spec is None:
         return {}
-    for axis in spec.counterfactual_axes:
-        if axis not in AXES:
-            raise UsageError(where(getattr(task, "path", None) or "task", None,
-                                   "fairness.counterfactual_axes",
-                                   f"unknown axis {axis!r}; use {', '.join(AXES)}"))
     models = list(models)
-    n_boot, seed = task.stats.n_boot, task.stats.seed
     extra = spec.model_extra or {}
-    decider = _Decider(
-        labels=[(s.name, s.pattern, s.where) for s in task.scorers if s.type == "label"],
-        exact=[(s.name, s.where) for s in task.scorers if s.type == "exact_match"],
-        outcome_pattern=spec.outcome_pattern,
-    )
     groups, group_source = row_groups(task, rows)
-    scope = [r for r in rows if matches(r.meta, spec.where)]
+    ctx = _Context(
+        task, rows, [r for r in rows if matches(r.meta, spec.where)], groups, group_source,
+        _Decider(labels=[(s.name, s.pattern, s.where) for s in task.scorers if s.type == "label"],
+                 exact=[(s.name, s.where) for s in task.scorers if s.type == "exact_match"],
+                 outcome_pattern=spec.outcome_pattern),
+        task.stats.n_boot, task.stats.seed, int(extra.get("max_examples", MAX_EXAMPLES)))
     out = {m: FairnessResult() for m in models}
-
     # 1. Group metrics on the original answers.
     for m in models:
-        items = [(r, predictions[m][r.index], r.target) for r in rows]
-        by_scorer = decider.scores(items)
-        accuracy = {
-            name: group_scores(list(s.values()), [groups[k] for k in s], n_boot=n_boot,
-                               seed=seed)
-            for name, s in by_scorer.items()
-        }
-        block: dict[str, Any] = {"groups": {"source": group_source, "accuracy": accuracy,
-                                            "outcome": None}}
-        flat = out[m].flat
-        gaps = {name: a["gap"] for name, a in accuracy.items() if a["gap"] is not None}
-        for name, gap in gaps.items():
-            flat[f"group_accuracy_gap.{name}"] = gap
-        if gaps:
-            flat["group_accuracy_gap"] = max(gaps.values())
-        if spec.outcome_pattern is not None:
-            outcome = outcome_metrics(
-                [has_outcome(predictions[m][r.index], spec.outcome_pattern) for r in scope],
-                [groups[r.index] for r in scope],
-                [has_outcome(r.target, spec.outcome_pattern) for r in scope],
-                n_boot=n_boot, seed=seed,
-            )
-            outcome.update(pattern=spec.outcome_pattern, where=spec.where)
-            block["groups"]["outcome"] = outcome
-            for key in ("demographic_parity_difference", "demographic_parity_ratio",
-                        "equalized_odds_difference"):
-                if outcome[key] is not None:
-                    flat[key] = outcome[key]
-            for g, rate in outcome["selection_rate"].items():
-                flat[f"selection_rate.{g}"] = rate["value"]
-        out[m].block = block
-
+        out[m].block["groups"] = _group_block(ctx, predictions[m], out[m].flat)
     # 2. Counterfactual variants, every model in the same mixed batches.
-    axes = list(spec.counterfactual_axes)
-    plan, originals, keys, new = _plan_variants(rows, scope, axes, int(extra.get("name_k", 3)))
-    gen = task.generation
-    config = GenerationConfig(gen.max_new_tokens, gen.temperature, gen.top_p, gen.seed)
-    generated = engine.generate([new[k] for k in keys], models, config, progress=progress) \
-        if keys else []
-    position = {k: i for i, k in enumerate(keys)}
-
-    def answer(j: int, model: str, key: str) -> str:
-        if key in position:
-            return generated[position[key]][j].text
-        return predictions[model][originals[key]]
-
-    for j, m in enumerate(models):
-        block = out[m].block
-        flat = out[m].flat
-        cf: dict[str, Any] = {"axes": {}, "n_generated": len(keys),
-                              "n_reused": len(plan) - sum(1 for v in plan if v.key in position)}
-        lines = []
-        for axis in axes:
-            variants = [v for v in plan if v.axis == axis]
-            by_row: dict[int, list[_Variant]] = {}
-            for v in variants:
-                by_row.setdefault(v.row.index, []).append(v)
-            varied = [r for r in scope if r.index in by_row]
-            orig_out = {r.index: predictions[m][r.index] for r in varied}
-            var_out = [answer(j, m, v.key) for v in variants]
-            orig_dec = {r.index: decider.decision(r, orig_out[r.index]) for r in varied}
-            var_dec = [decider.decision(v.row, o) for v, o in zip(variants, var_out, strict=True)]
-            flips = [float(orig_dec[v.row.index] != d)
-                     for v, d in zip(variants, var_dec, strict=True)]
-            orig_ok = decider.correctness([(r, orig_out[r.index], r.target) for r in varied])
-            var_ok = decider.correctness(
-                [(v.row, o, v.target) for v, o in zip(variants, var_out, strict=True)])
-            ok_by_row: dict[int, list[float]] = {}
-            for v, ok in zip(variants, var_ok, strict=True):
-                if ok is not None:
-                    ok_by_row.setdefault(v.row.index, []).append(ok)
-            scored = [(ok, ok_by_row.get(r.index, []))
-                      for r, ok in zip(varied, orig_ok, strict=True) if ok is not None]
-            sims = _similarities([(orig_out[v.row.index], o)
-                                  for v, o in zip(variants, var_out, strict=True)])
-            by_label = {}
-            for name, pattern, _ in decider.labels:
-                pairs = [(extract(orig_out[v.row.index], pattern), extract(o, pattern))
-                         for v, o in zip(variants, var_out, strict=True)
-                         if any(n == name for n, _ in decider.applicable(v.row))]
-                if pairs:
-                    by_label[name] = float(np.mean([a != b for a, b in pairs]))
-            if spec.outcome_pattern is not None and variants:
-                by_label["outcome"] = float(np.mean(
-                    [has_outcome(orig_out[v.row.index], spec.outcome_pattern)
-                     != has_outcome(o, spec.outcome_pattern)
-                     for v, o in zip(variants, var_out, strict=True)]))
-            examples = []
-            for v, o, f, d in zip(variants, var_out, flips, var_dec, strict=True):
-                if f and len(examples) < int(extra.get("max_examples", MAX_EXAMPLES)):
-                    examples.append({
-                        "id": v.row.id, "group": groups[v.row.index],
-                        "prompt": _user_text(v.row.prompt), "variant_prompt": _user_text(v.prompt),
-                        "output": orig_out[v.row.index], "variant_output": o,
-                        "decision": list(orig_dec[v.row.index]), "variant_decision": list(d),
-                    })
-            rate = flip_rate([orig_dec[r.index] for r in varied],
-                             [[var_dec[k] for k, v in enumerate(variants) if v.row.index == r.index]
-                              for r in varied])
-            result = {
-                "n_rows": len(varied),
-                "n_variants": len(variants),
-                "flip_rate": rate,
-                "flip_rate_ci": _ci(flips, n_boot, seed),
-                "flip_rate_by_label": by_label,
-                "similarity": _num(np.mean(sims)) if sims else None,
-                "original_accuracy": _num(np.mean([o for o, _ in scored])) if scored else None,
-                "worst_case_accuracy": worst_case_accuracy([o for o, _ in scored],
-                                                           [vs for _, vs in scored]),
-                "n_flipped": int(sum(flips)),
-                "examples": examples,
-            }
-            cf["axes"][axis] = result
-            for key in ("flip_rate", "similarity", "worst_case_accuracy"):
-                if result[key] is not None:
-                    flat[f"counterfactual.{axis}.{key}"] = result[key]
-            for v, o, f, d in zip(variants, var_out, flips, var_dec, strict=True):
-                lines.append({
-                    "row": v.row.index, "id": v.row.id,
-                    "group": infer_group(_user_text(v.prompt)),
-                    "prompt": v.prompt[-1]["content"] if v.prompt else "", "output": o,
-                    "target": v.target, "labels": {
-                        name: extract(o, pattern) for name, pattern in decider.applicable(v.row)},
-                    "scores": {}, "variant": {"axis": axis, "index": v.index, "flipped": bool(f),
-                                              "decision": list(d)},
-                })
-        for key, worst in (("flip_rate", max), ("similarity", min),
-                           ("worst_case_accuracy", min)):
-            values = [a[key] for a in cf["axes"].values() if a[key] is not None]
-            if values:
-                flat[f"counterfactual.{key}"] = worst(values)
-        block["counterfactual"] = cf
-        block["predictions"] = lines
-
+    answers, counts = _answer_variants(engine, ctx, predictions, models,
+                                       int(extra.get("name_k", 3)), progress)
+    for m in models:
+        cf, lines = _counterfactual_block(ctx, predictions[m], answers[m], out[m].flat)
+        out[m].block["counterfactual"] = {**cf, **counts}
+        out[m].block["predictions"] = lines
     # 3. Stereotype probes: log-likelihood of paired sentences.
     base_dir = Path(task.path).parent if getattr(task, "path", None) else None
     pairs = load_probes(spec.probes, base_dir=base_dir)
-    probes = score_probes(engine, pairs, models, n_boot=n_boot, seed=seed) if pairs else {}
+    probes = score_probes(engine, pairs, models, n_boot=ctx.n_boot, seed=ctx.seed) if pairs else {}
     for m in models:
         if m in probes:
             out[m].block["stereotype"] = {"probes": str(spec.probes), **probes[m]}
             if probes[m]["preference"] is not None:
                 out[m].flat["stereotype.preference"] = probes[m]["preference"]
-
     # 4. The training data's own bias audit, beside the model's numbers.
     for m in models:
         out[m].block["training_data"] = training_data_audit(engine, m)
     return out
 
 
-def training_data_audit(engine: Any, model: str) -> dict[str, Any] | None:
+def _group_block(ctx: _Context, outputs: Sequence[str], flat: dict[str, float]) -> dict[str, Any]:
+    """Per-group accuracy of every binary scorer, and the outcome's selection rates."""
+    spec = ctx.task.fairness
+    by_scorer = ctx.decider.scores([(r, outputs[r.index], r.target) for r in ctx.rows])
+    accuracy = {
+        name: group_scores(list(s.values()), [ctx.groups[k] for k in s], n_boot=ctx.n_boot,
+                           seed=ctx.seed)
+        for name, s in by_scorer.items()
+    }
+    gaps = {name: a["gap"] for name, a in accuracy.items() if a["gap"] is not None}
+    for name, gap in gaps.items():
+        flat[f"group_accuracy_gap.{name}"] = gap
+    if gaps:
+        flat["group_accuracy_gap"] = max(gaps.values())
+    block: dict[str, Any] = {"source": ctx.group_source, "accuracy": accuracy, "outcome": None}
+    if spec.outcome_pattern is None:
+        return block
+    outcome = outcome_metrics(
+        [has_outcome(outputs[r.index], spec.outcome_pattern) for r in ctx.scope],
+        [ctx.groups[r.index] for r in ctx.scope],
+        [has_outcome(r.target, spec.outcome_pattern) for r in ctx.scope],
+        n_boot=ctx.n_boot, seed=ctx.seed,
+    )
+    outcome.update(pattern=spec.outcome_pattern, where=spec.where)
+    block["outcome"] = outcome
+    for key in ("demographic_parity_difference", "demographic_parity_ratio",
+                "equalized_odds_difference"):
+        if outcome[key] is not None:
+            flat[key] = outcome[key]
+    for g, rate in outcome["selection_rate"].items():
+        flat[f"selection_rate.{g}"] = rate["value"]
+    return block
+
+
+def _answer_variants(
+    engine: Engine, ctx: _Context, predictions: Mapping[str, Sequence[str]],
+    models: list[str], name_k: int, progress: bool,
+) -> tuple[dict[str, list[_Answer]], dict[str, int]]:
+    """Every model's answer to every variant (generated in one mixed batch, or reused), judged.
+
+    Returns:
+        model -> one :class:`_Answer` per variant, and the generated / reused counts.
+    """
+    axes = list(ctx.task.fairness.counterfactual_axes)
+    plan, originals, keys, new = _plan_variants(ctx.rows, ctx.scope, axes, name_k)
+    gen = ctx.task.generation
+    config = GenerationConfig(gen.max_new_tokens, gen.temperature, gen.top_p, gen.seed)
+    generated = engine.generate([new[k] for k in keys], models, config, progress=progress) \
+        if keys else []
+    position = {k: i for i, k in enumerate(keys)}
+    answers = {}
+    for j, m in enumerate(models):
+        own = predictions[m]
+        texts = [generated[position[v.key]][j].text if v.key in position
+                 else own[originals[v.key]] for v in plan]
+        recs = [_Answer(v, o, ctx.decider.decision(v.row, o), False)
+                for v, o in zip(plan, texts, strict=True)]
+        original = {r.index: ctx.decider.decision(r, own[r.index]) for r in {v.row.index: v.row
+                                                                            for v in plan}.values()}
+        correct = ctx.decider.correctness([(a.variant.row, a.output, a.variant.target)
+                                           for a in recs])
+        sims = _similarities([(own[a.variant.row.index], a.output) for a in recs])
+        for a, ok, sim in zip(recs, correct, sims, strict=True):
+            a.flipped = original[a.variant.row.index] != a.decision
+            a.correct, a.similarity = ok, sim
+        answers[m] = recs
+    counts = {"n_generated": len(keys), "n_reused": len(plan) - sum(v.key in position
+                                                                    for v in plan)}
+    return answers, counts
+
+
+def _counterfactual_block(
+    ctx: _Context, outputs: Sequence[str], answers: list[_Answer], flat: dict[str, float],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Per-axis flip rates, similarity and worst-case accuracy; one prediction line per answer."""
+    cf: dict[str, Any] = {"axes": {}}
+    lines = []
+    for axis in ctx.task.fairness.counterfactual_axes:
+        on_axis = [a for a in answers if a.variant.axis == axis]
+        result = _axis_result(ctx, outputs, on_axis)
+        cf["axes"][axis] = result
+        for key in ("flip_rate", "similarity", "worst_case_accuracy"):
+            if result[key] is not None:
+                flat[f"counterfactual.{axis}.{key}"] = result[key]
+        lines += [_prediction_line(ctx, a) for a in on_axis]
+    for key, worst in (("flip_rate", max), ("similarity", min), ("worst_case_accuracy", min)):
+        values = [a[key] for a in cf["axes"].values() if a[key] is not None]
+        if values:
+            flat[f"counterfactual.{key}"] = worst(values)
+    return cf, lines
+
+
+def _axis_result(ctx: _Context, outputs: Sequence[str], answers: list[_Answer]) -> dict[str, Any]:
+    """One axis of one model: flips, their CI, per-label flips, similarity, worst case."""
+    by_row: dict[int, list[_Answer]] = {}
+    for a in answers:
+        by_row.setdefault(a.variant.row.index, []).append(a)
+    varied = [r for r in ctx.scope if r.index in by_row]
+    orig_dec = {r.index: ctx.decider.decision(r, outputs[r.index]) for r in varied}
+    orig_ok = ctx.decider.correctness([(r, outputs[r.index], r.target) for r in varied])
+    scored = [(ok, [a.correct for a in by_row[r.index] if a.correct is not None])
+              for r, ok in zip(varied, orig_ok, strict=True) if ok is not None]
+    flips = [float(a.flipped) for a in answers]
+    examples = [_example(ctx, outputs, a, orig_dec[a.variant.row.index])
+                for a in answers if a.flipped][:ctx.max_examples]
+    return {
+        "n_rows": len(varied),
+        "n_variants": len(answers),
+        "flip_rate": flip_rate([orig_dec[r.index] for r in varied],
+                               [[a.decision for a in by_row[r.index]] for r in varied]),
+        "flip_rate_ci": _ci(flips, ctx.n_boot, ctx.seed),
+        "flip_rate_by_label": _flips_by_label(ctx, outputs, answers),
+        "similarity": _num(np.mean([a.similarity for a in answers])) if answers else None,
+        "original_accuracy": _num(np.mean([o for o, _ in scored])) if scored else None,
+        "worst_case_accuracy": worst_case_accuracy([o for o, _ in scored],
+                                                   [vs for _, vs in scored]),
+        "n_flipped": int(sum(flips)),
+        "examples": examples,
+    }
+
+
+def _flips_by_label(ctx: _Context, outputs: Sequence[str],
+                    answers: list[_Answer]) -> dict[str, float]:
+    """The flip rate of each label scorer on its own, and of the outcome."""
+    out = {}
+    for name, pattern, _ in ctx.decider.labels:
+        pairs = [(extract(outputs[a.variant.row.index], pattern), extract(a.output, pattern))
+                 for a in answers
+                 if any(n == name for n, _ in ctx.decider.applicable(a.variant.row))]
+        if pairs:
+            out[name] = float(np.mean([x != y for x, y in pairs]))
+    pattern = ctx.task.fairness.outcome_pattern
+    if pattern is not None and answers:
+        out["outcome"] = float(np.mean([
+            has_outcome(outputs[a.variant.row.index], pattern) != has_outcome(a.output, pattern)
+            for a in answers]))
+    return out
+
+
+def _example(ctx: _Context, outputs: Sequence[str], a: _Answer,
+             original_decision: tuple[Any, ...]) -> dict[str, Any]:
+    row = a.variant.row
+    return {
+        "id": row.id, "group": ctx.groups[row.index],
+        "prompt": _user_text(row.prompt), "variant_prompt": _user_text(a.variant.prompt),
+        "output": outputs[row.index], "variant_output": a.output,
+        "decision": list(original_decision), "variant_decision": list(a.decision),
+    }
+
+
+def _prediction_line(ctx: _Context, a: _Answer) -> dict[str, Any]:
+    v = a.variant
+    return {
+        "row": v.row.index, "id": v.row.id,
+        "group": infer_group(_user_text(v.prompt)),
+        "prompt": v.prompt[-1]["content"] if v.prompt else "", "output": a.output,
+        "target": v.target, "labels": {
+            name: extract(a.output, pattern) for name, pattern in ctx.decider.applicable(v.row)},
+        "scores": {}, "variant": {"axis": v.axis, "index": v.index, "flipped": a.flipped,
+                                  "decision": list(a.decision)},
+    }
+
+
+def training_data_audit(engine: Engine, model: str) -> dict[str, Any] | None:
     """The bias audit of the data an adapter was trained on, from its run directory.
 
     Reads ``data_report.json`` (the full validation report) and falls back to the summary in
     ``run.json``. None for the base model or an adapter folder outside a run directory.
     """
-    from finetune.errors import InputError
-    from finetune.rundir import RunDir
-
     folder = getattr(engine, "adapter_dirs", {}).get(model)
     if folder is None:
         return None

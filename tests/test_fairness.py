@@ -13,11 +13,11 @@ from evalsuite.fairness import (
     flip_rate,
     group_scores,
     has_outcome,
-    matches_where,
     outcome_metrics,
     stereotype_preference,
     worst_case_accuracy,
 )
+from evalsuite.task import matches
 
 # Hand-made predictions: 8 men, 8 women (and 2 rows without a group).
 GROUPS = ["m"] * 8 + ["f"] * 8 + [None, None]
@@ -159,11 +159,11 @@ def test_stereotype_preference_default_bootstrap():
 
 def test_where_and_outcome_extraction():
     row = {"intent": "recommend", "tier": "budget"}
-    assert matches_where(row, None) and matches_where(row, {})
-    assert matches_where(row, {"intent": "recommend"})
-    assert not matches_where(row, {"intent": "refund"})
-    assert matches_where(row, {"intent": ["refund", "recommend"], "tier": "budget"})
-    assert not matches_where({}, {"intent": "recommend"})
+    assert matches(row, None) and matches(row, {})
+    assert matches(row, {"intent": "recommend"})
+    assert not matches(row, {"intent": "refund"})
+    assert matches(row, {"intent": ["refund", "recommend"], "tier": "budget"})
+    assert not matches({}, {"intent": "recommend"})
     assert has_outcome("intent: recommend | suggest the premium laptop", "premium") == 1
     assert has_outcome("intent: recommend | suggest the budget laptop", "premium") == 0
     assert has_outcome(None, "premium") == 0
@@ -354,11 +354,15 @@ def test_groups_inferred_by_the_lexicon_without_a_group_field(demo_task):
     assert "stereotype" not in out["fair"].block
 
 
-def test_unknown_axis_is_a_one_line_usage_error(demo_task):
+def test_unknown_axis_is_a_one_line_usage_error_at_task_load(demo_dir, tmp_path):
+    # Checked once, when the task loads (FairnessSpec), not again after generation.
+    from evalsuite.task import load_task
     from finetune.errors import UsageError
 
-    task, rows = demo_task
-    task = task.model_copy(deep=True)
-    task.fairness.counterfactual_axes = ["gender", "age"]
-    with pytest.raises(UsageError, match=r"task.yaml: fairness.counterfactual_axes: unknown axis"):
-        _run(task, rows, FakeEngine(rows))
+    text = (demo_dir / "task.yaml").read_text()
+    assert "counterfactual_axes: [gender]" in text
+    bad = tmp_path / "task.yaml"
+    bad.write_text(text.replace("counterfactual_axes: [gender]", "counterfactual_axes: [age]"))
+    pattern = r"task.yaml:\d+: fairness.counterfactual_axes: unknown axis 'age'"
+    with pytest.raises(UsageError, match=pattern):
+        load_task(bad)
