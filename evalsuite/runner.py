@@ -24,6 +24,7 @@ from evalsuite import stats
 from evalsuite.engine import BASE, Engine, GenerationConfig, resolve_adapter_dir
 from evalsuite.gates import check_gates
 from evalsuite.labels import NONE, extract
+from evalsuite.metrics import SCORERS, compute
 from evalsuite.task import EvalRow, TaskSpec, baseline_prompts, matches, task_rows
 from finetune.artifacts import atomic_write_json, atomic_write_text
 from finetune.errors import UsageError
@@ -31,8 +32,6 @@ from finetune.rundir import RunDir
 
 BASE_NAME = "base"
 """How the base model is named in results and reports (the engine calls it ``__base__``)."""
-LOWER_IS_BETTER = ("loss",)
-BINARY_SCORERS = ("label", "exact_match")
 """Scorers whose per-row score is 0/1 by nature: paired with exact McNemar."""
 OVERFIT_TOLERANCE = 0.02
 """Held-out loss counts as rising when its last value exceeds its minimum by this fraction."""
@@ -167,8 +166,6 @@ def score_model(
         scorer name -> ``{"rows": [row index], "scores": [...], "weights": [...] | None,
         "labels": [...] | None, "extra": {...}}``.
     """
-    from evalsuite.metrics import compute
-
     out: dict[str, dict[str, Any]] = {}
     for s in task.scorers:
         picked = [r for r in rows if matches(r.meta, s.where)]
@@ -201,7 +198,7 @@ def _metric_summary(task: TaskSpec, s_type: str, entry: dict[str, Any]) -> dict[
     summary = stats.summarize(entry["scores"], entry["weights"], n_boot=task.stats.n_boot,
                               seed=task.stats.seed)
     summary["type"] = s_type
-    summary["higher_is_better"] = s_type not in LOWER_IS_BETTER
+    summary["higher_is_better"] = SCORERS[s_type].higher_is_better
     if s_type == "loss":
         summary["perplexity"] = {
             k: (math.exp(summary[k]) if summary[k] is not None and summary[k] < 700 else None)
@@ -387,7 +384,7 @@ def run_eval(
             ea, eb = scores[a.name][name], scores[b.name][name]
             c = stats.compare(ea["scores"], eb["scores"], ea["weights"], n_boot=task.stats.n_boot,
                               n_permutations=task.stats.n_permutations, seed=task.stats.seed,
-                              binary=types[name] in BINARY_SCORERS)
+                              binary=SCORERS[types[name]].binary)
             comparisons.append({"a": a.name, "b": b.name, "metric": name, **c})
 
     say("fairness")

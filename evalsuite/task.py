@@ -20,11 +20,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evalsuite.metrics import SCORERS
 from finetune.data.formats import RowError, iter_rows, split_prompt, to_messages
 from finetune.errors import InputError, UsageError, where
 from finetune.yamlspec import read_mapping, resolve_path, validate
 
-SCORER_TYPES = ("label", "exact_match", "rouge_l", "semantic_similarity", "loss")
+ScorerType = Literal[tuple(SCORERS)]  # type: ignore[valid-type]
+"""The scorer types the metric folders declare (``evalsuite.metrics.SCORERS``)."""
 BASELINES = ("zero-shot", "few-shot")
 Where = dict[str, Any]
 
@@ -55,7 +57,7 @@ class ScorerSpec(_Strict):
     """One scorer: ``name`` is the metric's key in results and gates."""
 
     name: str
-    type: Literal["label", "exact_match", "rouge_l", "semantic_similarity", "loss"]
+    type: ScorerType
     pattern: str | None = None
     """Label scorers: regex whose first group (or whole match) is the label."""
     where: Where | None = None

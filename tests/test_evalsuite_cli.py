@@ -84,8 +84,9 @@ def test_bad_task_yaml_exits_2(tmp_path, capsys):
     bad.write_text("name: x\ndata: d.jsonl\nscorers:\n  - {name: s, type: nope}\n")
     assert main(["run", str(bad), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"evalsuite run: error: {bad}:4: scorers[0].type: Input should be 'label', "
-                   "'exact_match', 'rouge_l', 'semantic_similarity' or 'loss' (got 'nope')")
+    assert err == (f"evalsuite run: error: {bad}:4: scorers[0].type: Input should be "
+                   "'exact_match', 'label', 'rouge_l', 'semantic_similarity' or 'loss' "
+                   "(got 'nope')")
 
 
 def test_adapter_specs():

@@ -125,3 +125,17 @@ def test_teacher_forced_loss_matches_the_training_loss(tiny_dir):
         out = engine.model(input_ids=ids, labels=labels)
     assert n == enc["n_trainable"]
     assert res["loss"] == pytest.approx(float(out.loss), rel=1e-4)
+
+
+def test_scorer_types_are_declared_by_their_own_folders() -> None:
+    import typing
+
+    from evalsuite.metrics import HERE, SCORERS
+    from evalsuite.task import ScorerSpec
+
+    folders = sorted(p.name for p in HERE.iterdir() if (p / f"{p.name}.py").is_file())
+    assert sorted(s.module for s in SCORERS.values()) == folders
+    # The task accepts exactly the declared types, and the runner's properties come from them.
+    assert typing.get_args(ScorerSpec.model_fields["type"].annotation) == tuple(SCORERS)
+    assert {t for t, s in SCORERS.items() if s.binary} == {"label", "exact_match"}
+    assert [t for t, s in SCORERS.items() if not s.higher_is_better] == ["loss"]
