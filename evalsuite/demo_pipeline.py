@@ -162,7 +162,7 @@ def story(results: dict[str, Any]) -> list[tuple[str, float | None, bool]]:
     """The demo's claims, checked against an evaluation's results.json.
 
     Returns:
-        (claim, measured value, held?) per claim, in the order DESIGN.md tells them.
+        (claim, measured value, held?) per claim, in the order the README's demo story tells them.
     """
     models = results["models"]
 

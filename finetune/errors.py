@@ -6,8 +6,8 @@ from __future__ import annotations
 class TuneproofError(Exception):
     """An error the command line prints as one line; ``exit_code`` is what the process returns.
 
-    Exit codes follow DESIGN.md: 1 the data or a gate failed what was asked, 2 bad usage or
-    unreadable input.
+    Exit codes (docs/architecture.md, "Contracts"): 1 the data or a gate failed what was asked,
+    2 bad usage or unreadable input.
     """
 
     exit_code = 2

@@ -1,4 +1,4 @@
-"""The demo story, end to end, for seeds 0, 1 and 2 (DESIGN.md, "The demo story").
+"""The demo story, end to end, for seeds 0, 1 and 2 (README.md, "The demo story").
 
 demo-data -> validate (flags the skew) -> train `biased` -> rebalance (counterfactual) ->
 train `fair` -> evalsuite with base, biased and fair; then the claims the README makes.
