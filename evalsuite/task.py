@@ -134,6 +134,9 @@ class TaskSpec(_Strict):
     format: Literal["chat", "prompt_completion", "instruction"] | None = None
     system: str | None = None
     """Replaces (or adds) the system message of every prompt."""
+    chat_template: str | None = None
+    """Prompt rendering, as the train config's key: the base's own template (``default`` when
+    it has none), ``default``, a ``.jinja`` file, or a Jinja template."""
     target_field: str | None = None
     """A metadata column holding the reference, instead of the final assistant message."""
     id_field: str = "id"

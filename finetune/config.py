@@ -139,7 +139,10 @@ class TrainConfig(_Section):
     name: str = "run"
     """Run name (the run is written to ``<runs>/<name>/``): letters, digits, ``_``, ``-``."""
     base: str = "tiny"
-    """Base model: ``tiny``, a local model folder, or a hub id."""
+    """Base model: ``tiny``, ``smollm2``, a ``.gguf`` file, a local model folder, or a hub id."""
+    chat_template: str | None = None
+    """Prompt rendering: the base's own template (``default`` when it has none), ``default``,
+    a ``.jinja`` file, or a Jinja template."""
     train_data: str
     """Training data: JSONL, CSV, Parquet or a hub dataset id."""
     heldout_data: str | None = None
@@ -263,7 +266,9 @@ def _set(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None
 
 
 def _resolve(value: str, base_dir: Path, fallback: Path | None = None) -> str:
-    return value if value == "tiny" else resolve_path(value, base_dir, fallback)
+    from finetune.models import NAMED_BASES
+
+    return value if value in NAMED_BASES else resolve_path(value, base_dir, fallback)
 
 
 def config_from_dict(data: dict[str, Any], origin: str = "<config>", text: str = "",

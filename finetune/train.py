@@ -209,6 +209,7 @@ def build_model(config: TrainConfig, device: str) -> tuple[Any, Any]:
         dtype=dtype,
         trust_remote_code=config.trust_remote_code,
         quantize_4bit=config.method == "qlora",
+        chat_template=config.chat_template,
     )
     model.config.use_cache = False
     if config.method == "full":
@@ -455,7 +456,8 @@ def prepare_data(config: TrainConfig, *, force: bool, progress: bool) -> Data:
     if not progress:
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-    tokenizer = load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
+    tokenizer = load_tokenizer(config.base, trust_remote_code=config.trust_remote_code,
+                               chat_template=config.chat_template)
     report = _validate(config, tokenizer, force=force, progress=progress)
     train_set = encode_file(config.train_data, tokenizer, config)
     heldout_set = None

@@ -19,6 +19,18 @@ from typing import Any
 from finetune.errors import InputError, where
 
 FORMATS = ("chat", "prompt_completion", "instruction")
+# The template for bases that ship none (GPT-2-style base models): plain-text role headers a
+# base model has seen in web text, and the end token after each answer so that generation
+# stops. Its name in configs is ``default``.
+DEFAULT_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' -%}{{ message['content'] + '\n\n' }}"
+    "{%- elif message['role'] == 'user' -%}{{ '### User:\n' + message['content'] + '\n\n' }}"
+    "{%- else -%}{{ '### Assistant:\n' + message['content'] + (eos_token or '') + '\n\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '### Assistant:\n' }}{%- endif -%}"
+)
 ROLES = ("system", "user", "assistant")
 IGNORE_INDEX = -100
 
@@ -173,6 +185,46 @@ def _decode_json_cells(item: dict[str, Any]) -> dict[str, Any]:
         except json.JSONDecodeError:
             pass
     return out
+
+
+def set_chat_template(tokenizer: Any, choice: str | None = None) -> str | None:
+    """Give ``tokenizer`` the chat template every command renders prompts with.
+
+    Training, validation, evaluation, the probe and the app all load tokenizers through
+    ``finetune.models.load_tokenizer``, which calls this, so they render alike.
+
+    Args:
+        tokenizer: A transformers tokenizer; its ``chat_template`` is set in place.
+        choice: None keeps the tokenizer's own template (``default`` when it has none);
+            ``default`` is :data:`DEFAULT_CHAT_TEMPLATE`; a path ending in ``.jinja`` is read;
+            any other text containing ``{{`` or ``{%`` is a Jinja template itself.
+
+    Returns:
+        A one-line notice when the default replaced a missing template, else None.
+
+    Raises:
+        InputError: an unreadable ``.jinja`` file or a value that is none of the above.
+    """
+    if choice is None:
+        if getattr(tokenizer, "chat_template", None):
+            return None
+        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+        name = getattr(tokenizer, "name_or_path", "") or "the base"
+        return (f"note: {name} has no chat template; using tuneproof's default "
+                "('### User:' / '### Assistant:' headers; set chat_template to choose another)")
+    if choice == "default":
+        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+    elif choice.endswith(".jinja"):
+        try:
+            tokenizer.chat_template = Path(choice).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(where(choice, None, "chat_template", f"unreadable: {err}")) from None
+    elif "{{" in choice or "{%" in choice:
+        tokenizer.chat_template = choice
+    else:
+        raise InputError(where("chat_template", None, None, f"{choice!r}: expected 'default', "
+                               "a .jinja file, or a Jinja template"))
+    return None
 
 
 def detect_format(row: dict[str, Any]) -> str | None:

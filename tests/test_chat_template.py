@@ -1,0 +1,105 @@
+"""Bases without a chat template get the documented default, in training and evaluation alike."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from finetune.data.formats import DEFAULT_CHAT_TEMPLATE, encode, set_chat_template
+from finetune.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONV = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Where is my blender?"},
+    {"role": "assistant", "content": "intent: shipping | track the blender order"},
+]
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory, tiny_dir):
+    """A GPT-2-style base (absolute positions, Conv1D, no chat template), built in-process."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    tok.chat_template = None
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=64,
+                                       n_layer=2, n_head=2, bos_token_id=tok.eos_token_id,
+                                       eos_token_id=tok.eos_token_id))
+    out = tmp_path_factory.mktemp("gpt2") / "gpt2-tiny"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    assert not (out / "chat_template.jinja").exists()
+    return out
+
+
+def test_set_chat_template_choices(tiny_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    own = tok.chat_template
+    assert set_chat_template(tok) is None and tok.chat_template == own  # keeps its own
+    assert set_chat_template(tok, "default") is None
+    assert tok.chat_template == DEFAULT_CHAT_TEMPLATE
+    jinja = tmp_path / "t.jinja"
+    jinja.write_text("{% for m in messages %}[{{ m['content'] }}]{% endfor %}")
+    set_chat_template(tok, str(jinja))
+    assert tok.apply_chat_template(CONV[1:2], tokenize=False) == "[Where is my blender?]"
+    set_chat_template(tok, "{{ messages[0]['content'] }}")
+    assert tok.apply_chat_template(CONV[1:2], tokenize=False) == "Where is my blender?"
+    with pytest.raises(InputError, match="chat_template"):
+        set_chat_template(tok, "chatml-please")
+    with pytest.raises(InputError, match="absent.jinja"):
+        set_chat_template(tok, str(tmp_path / "absent.jinja"))
+    tok.chat_template = None
+    notice = set_chat_template(tok)
+    assert notice and "\n" not in notice and "default" in notice
+    assert tok.chat_template == DEFAULT_CHAT_TEMPLATE
+
+
+def test_default_template_trains_on_the_answer_and_its_end_token(tiny_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    set_chat_template(tok, "default")
+    text = tok.apply_chat_template(CONV, tokenize=False)
+    assert text.startswith("Be brief.\n\n### User:\nWhere is my blender?\n\n### Assistant:\n")
+    enc = encode(tok, CONV)
+    target = tok.decode([t for t in enc["labels"] if t != -100])
+    assert target.startswith(CONV[-1]["content"]) and tok.eos_token in target
+    prompt = tok.apply_chat_template(CONV[:2], tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("### Assistant:\n") and text.startswith(prompt)
+
+
+def test_train_and_eval_on_a_base_without_template(gpt2_dir, tmp_path):
+    """`finetune train` on a template-less base: a notice, no traceback; evaluation renders
+    with the same template."""
+    from evalsuite.engine import Engine
+    from finetune.demo import DemoConfig, write_demo
+
+    paths = write_demo(tmp_path / "data", DemoConfig(n_train=60, n_heldout_pairs=5))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "finetune", "train", str(paths["train_yaml"]), f"base={gpt2_dir}",
+         "name=g2", "optim.max_steps=3", "eval.every_steps=1", "lora.target_modules=all-linear",
+         "--runs-dir", str(tmp_path / "runs")],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    notices = [line for line in proc.stderr.splitlines() if "has no chat template" in line]
+    assert len(notices) == 1, proc.stderr[-3000:]
+    adapter = tmp_path / "runs/g2/adapter"
+    assert (adapter / "chat_template.jinja").read_text() == DEFAULT_CHAT_TEMPLATE
+    engine = Engine(str(gpt2_dir), {"g2": tmp_path / "runs/g2"})
+    assert engine.tokenizer.chat_template == DEFAULT_CHAT_TEMPLATE
+    assert engine.render(CONV[:2]).endswith("### User:\nWhere is my blender?\n\n### Assistant:\n")
+    out = engine.generate([CONV[:2]], ["__base__", "g2"])
+    assert len(out) == 1 and len(out[0]) == 2
+    custom = Engine(str(gpt2_dir), chat_template="{{ messages[-1]['content'] }} =>")
+    assert custom.render(CONV[:2]) == "Where is my blender? =>"
