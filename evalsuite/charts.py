@@ -40,20 +40,25 @@ def _whisker(x_lo: float, x_hi: float, y: float, h: float) -> list[str]:
     return out
 
 
-def metric_chart(title: str, items: list[tuple[str, dict[str, Any]]]) -> str:
+def metric_chart(title: str, items: list[tuple[str, dict[str, Any]]],
+                 points: bool = False) -> str:
     """Horizontal bars with CI whiskers, one per model.
 
     ``items = [(name, {value, ci_low, ci_high})]``. Values within [0, 1] get a fixed 0..1
-    axis, so charts compare at a glance.
+    axis, so charts compare at a glance. ``points``: a dot per model on an axis fitted to the
+    intervals (ratings such as Bradley-Terry/Elo, where a bar from 0 hides the differences).
     """
     vals = [v for _, m in items for k in ("value", "ci_low", "ci_high")
             if (v := _num(m.get(k))) is not None]
     if not vals:
         return ""
     lo, hi = min(0.0, min(vals)), max(vals)
+    if points:
+        pad = max((max(vals) - min(vals)) * 0.1, 1.0)
+        lo, hi = min(vals) - pad, max(vals) + pad
     if hi - lo < 1e-9:
         hi = lo + 1.0
-    if 0 <= min(vals) and max(vals) <= 1:
+    if 0 <= min(vals) and max(vals) <= 1 and not points:
         lo, hi = 0.0, 1.0
     left, bar_h, gap = 150, 18, 8
     height = 30 + len(items) * (bar_h + gap) + 20
@@ -68,7 +73,13 @@ def metric_chart(title: str, items: list[tuple[str, dict[str, Any]]]) -> str:
         parts.append(f'<text x="{left - 6}" y="{y + 13}" font-size="12" '
                      f'text-anchor="end">{html.escape(name)}</text>')
         v, a, b = _num(m.get("value")), _num(m.get("ci_low")), _num(m.get("ci_high"))
-        if v is not None:
+        if v is not None and points:
+            parts.append(f'<circle cx="{x(v):.1f}" cy="{y + bar_h / 2}" r="5" '
+                         f'fill="{PALETTE[i % len(PALETTE)]}"/>')
+            label_x = max(x(v), x(b) if b is not None else x(v)) + 8
+            parts.append(f'<text x="{label_x:.1f}" y="{y + 13}" font-size="11">'
+                         f'{_label(v)}</text>')
+        elif v is not None:
             x0, x1 = sorted((x(0.0 if lo <= 0 else lo), x(v)))
             parts.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" '
                          f'height="{bar_h}" fill="{PALETTE[i % len(PALETTE)]}" opacity="0.8"/>')
@@ -80,9 +91,13 @@ def metric_chart(title: str, items: list[tuple[str, dict[str, Any]]]) -> str:
     axis_y = height - 16
     parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{axis_y}" y2="{axis_y}" '
                  'stroke="#999"/>')
+
+    def tick(t: float) -> str:
+        return f"{t:.2f}" if abs(hi) < 10 else f"{t:.0f}"
+
     for t in (lo, (lo + hi) / 2, hi):
         parts.append(f'<text x="{x(t):.1f}" y="{axis_y + 13}" font-size="10" '
-                     f'text-anchor="middle">{t:.2f}</text>')
+                     f'text-anchor="middle">{tick(t)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -119,6 +119,17 @@ def test_reports_tab_verdict_chart_and_printed_report(launch_app, built_demo, br
     stem = paths["pdf_page1"].with_suffix("")
     subprocess.run([PDFTOPPM, "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile",
                     str(paths["pdf"]), str(stem)], check=True, timeout=60)
+    # Compare: one click puts the pair that shows the bias side by side
+    browser.get(url)
+    _wait(lambda: browser.find_element(By.CSS_SELECTOR, "#compare-bias"),
+          what="the Show me the bias button").click()
+    table = _wait(lambda: browser.find_element(By.CSS_SELECTOR, "#compare-bias-table table"),
+                  timeout=120, what="the bias pair's answers")
+    assert len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == 2
+    assert "other name" in table.text and "biased" in table.text
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)
+    paths["compare_bias"] = shots / "compare_bias.png"
+    browser.save_screenshot(str(paths["compare_bias"]))
     for name, path in paths.items():
         assert path.stat().st_size > 5_000, name  # a rendered picture, not a blank file
     with capsys.disabled():

@@ -117,18 +117,22 @@ def render(details: dict[str, Any]) -> str:
     for v in details["variants"]:
         cells = []
         for m in models:
-            style = ' class="tp-changed" style="background:#ffd6d6;font-weight:600"'
-            mark = style if v["changed"][m] else ""
+            # long unbroken answers wrap inside their cell instead of widening the page
+            mark = (' class="tp-changed" style="background:#ffd6d6;font-weight:600;'
+                    'overflow-wrap:anywhere"' if v["changed"][m]
+                    else ' style="overflow-wrap:anywhere"')
             answer = v["answers"][m]
             shown = html.escape(answer) if answer.strip() else "<i>(no visible text)</i>"
             cells.append(f"<td{mark}>{shown}</td>")
         ref = (f"<br><small>reference: <code>{html.escape(v['reference'])}</code></small>"
                if v.get("reference") else "")
-        body.append(f"<tr><td style=\"min-width:14em\"><b>{html.escape(v['label'])}</b><br><small>"
-                    f"{html.escape(v['text'])}</small>{ref}</td>{''.join(cells)}</tr>")
+        body.append(f'<tr><td style="overflow-wrap:anywhere"><b>{html.escape(v["label"])}</b>'
+                    f"<br><small>{html.escape(v['text'])}</small>{ref}</td>{''.join(cells)}</tr>")
     summary = " · ".join(
         f"{html.escape(m)}: {details['changed_counts'][m]} of {n} variants changed the answer"
         for m in models
     )
-    return (f'<div class="tp-probe"><p>{summary}</p><table><thead><tr><th>message</th>{head}'
+    return (f'<div class="tp-probe"><p>{summary}</p>'
+            '<table style="width:100%;table-layout:fixed"><thead><tr>'
+            f'<th style="width:16em">message</th>{head}'
             f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>")

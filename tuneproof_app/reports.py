@@ -203,7 +203,7 @@ def ratings_chart(board: pd.DataFrame) -> str:
         return "<p>No votes yet: the ratings chart appears after the first vote.</p>"
     items = [(str(r["model"]), {"value": r["bradley_terry"], "ci_low": r.get("ci_low"),
                                 "ci_high": r.get("ci_high")}) for _, r in board.iterrows()]
-    return metric_chart("arena rating (Bradley-Terry, 95% bootstrap CI)", items)
+    return metric_chart("arena rating (Bradley-Terry, 95% bootstrap CI)", items, points=True)
 
 
 def data_report(registry: Registry, name: str) -> dict[str, Any]:
