@@ -350,14 +350,7 @@ def _fair_charts(models: dict[str, Any]) -> list[Block]:
     if any(rates.values()):
         title = "favourable outcome: selection rate by group (95% CI)"
         out.append(Chart("group", title, charts.group_bars(title, rates)))
-    accuracy: dict[str, dict[str, Any]] = {}
-    for n, m in models.items():
-        for metric, a in ((m["fairness"].get("groups") or {}).get("accuracy") or {}).items():
-            accuracy.setdefault(metric, {})[n] = a.get("by_group", {})
-    for metric, data in accuracy.items():
-        if any(data.values()):
-            title = f"{metric} by group, fairlearn (95% CI)"
-            out.append(Chart("group", title, charts.group_bars(title, data)))
+    # accuracy by group is charted once, in the per-group section; fairlearn's table stays
     axes = sorted({a for m in models.values()
                    for a in ((m["fairness"].get("counterfactual") or {}).get("axes") or {})})
     for axis in axes:

@@ -107,8 +107,9 @@ def task_scorers(ctx: AppContext) -> list[dict[str, Any]]:
     return []
 
 
-def grade(answer: str, item: HeldOut, scorers: list[dict[str, Any]]) -> str:
-    """``✓ right`` or ``✗ wrong``, with each applicable label scorer's own verdict.
+def check(answer: str, item: HeldOut,
+          scorers: list[dict[str, Any]]) -> tuple[bool, list[tuple[str, bool]]]:
+    """(right?, [(scorer, agrees)]): the answer's labels against the reference's.
 
     A scorer applies when its ``where`` matches the row's metadata; without any, the answer
     must equal the reference.
@@ -120,6 +121,12 @@ def grade(answer: str, item: HeldOut, scorers: list[dict[str, Any]]) -> str:
             ok = extract(answer, s["pattern"]) == extract(item.reference, s["pattern"])
             checks.append((s["name"].removesuffix("_accuracy"), ok))
     right = all(ok for _, ok in checks) if checks else answer.strip() == item.reference.strip()
+    return right, checks
+
+
+def grade(answer: str, item: HeldOut, scorers: list[dict[str, Any]]) -> str:
+    """``✓ right`` or ``✗ wrong`` (Markdown), with each applicable scorer's own verdict."""
+    right, checks = check(answer, item, scorers)
     detail = " · ".join(f"{n} {'✓' if ok else '✗'}" for n, ok in checks)
     head = "✓ **right**" if right else "✗ **wrong**"
     return f"{head}{f' ({detail})' if detail else ''} — reference: `{item.reference}`"

@@ -16,7 +16,7 @@ from finetune.data.lexicon import AXES, counterfactual_variants, find_terms
 from finetune.errors import UsageError
 from tuneproof_app.compare import conversation
 from tuneproof_app.context import AppContext
-from tuneproof_app.examples import bias_pair, find
+from tuneproof_app.examples import bias_pair, check, find, task_scorers
 
 _WORD = re.compile(r"[A-Za-z]+")
 
@@ -101,10 +101,12 @@ def show_bias(ctx: AppContext, system: str, models: Sequence[str],
     details = answer_variants(ctx, [("original", original), ("other name", variant)], system,
                               chosen, config)
     details["why"] = why
+    scorers = task_scorers(ctx)
     for v in details["variants"]:
         item = find(ctx, v["text"])
         if item is not None:
             v["reference"] = item.reference
+            v["right"] = {m: check(v["answers"][m], item, scorers)[0] for m in chosen}
     return original, f"<p><b>{html.escape(why)}</b></p>" + render(details), details
 
 
@@ -123,6 +125,9 @@ def render(details: dict[str, Any]) -> str:
                     else ' style="overflow-wrap:anywhere"')
             answer = v["answers"][m]
             shown = html.escape(answer) if answer.strip() else "<i>(no visible text)</i>"
+            if m in v.get("right", {}):  # a held-out prompt: the answer against its reference
+                shown += ("<br><small>✓ right</small>" if v["right"][m]
+                          else "<br><small>✗ wrong</small>")
             cells.append(f"<td{mark}>{shown}</td>")
         ref = (f"<br><small>reference: <code>{html.escape(v['reference'])}</code></small>"
                if v.get("reference") else "")

@@ -73,10 +73,14 @@ def _verdict_card(results: dict[str, Any]) -> str:
     return f"<style>{VERDICT_CSS}</style>" + verdict_html(found, lead=summary(found))
 
 
+MAX_CHARTS = 3
+"""Charts of one kind shown in the app; the rest are in the table under them and the report."""
+
+
 def _charts_html(report: Report, kind: str) -> str:
     # the favourable outcome by group first: the chart where a bias shows at a glance
     found = sorted(report.charts(kind), key=lambda c: not c.title.startswith("favourable"))
-    svgs = [c.svg for c in found]
+    svgs = [c.svg for c in found[:MAX_CHARTS]]
     return ('<div style="display:flex;flex-wrap:wrap;gap:8px">' + "".join(svgs) + "</div>"
             if svgs else "")
 

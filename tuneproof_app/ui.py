@@ -334,12 +334,9 @@ def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
         with gr.Row():
             with gr.Column():
                 flip = _chart_with_table("Flip rate per model", "flip", view)
-            with gr.Column():
-                group = _chart_with_table("Metrics per group", "group", view)
-        with gr.Row():
-            with gr.Column():
                 metric = _chart_with_table("Metrics per model", "metric", view)
             with gr.Column():
+                group = _chart_with_table("Metrics per group", "group", view)
                 curves = _chart_with_table("Training curves", "curves", view)
         with gr.Accordion("The full report (report.md)", open=False):
             report_md = gr.Markdown(view.markdown, elem_id="reports-eval")
