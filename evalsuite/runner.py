@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalsuite import stats
 from evalsuite.engine import BASE, Engine, GenerationConfig, resolve_adapter_dir
@@ -29,6 +29,9 @@ from evalsuite.task import EvalRow, TaskSpec, baseline_prompts, matches, task_ro
 from finetune.artifacts import atomic_write_json, atomic_write_text
 from finetune.errors import UsageError
 from finetune.rundir import RunDir
+
+if TYPE_CHECKING:
+    from evalsuite.fairness import FairnessResult
 
 BASE_NAME = "base"
 """How the base model is named in results and reports (the engine calls it ``__base__``)."""
@@ -314,123 +317,28 @@ def run_eval(
     """
     say = log or (lambda _msg: None)
     t_start = time.perf_counter()
-    adapters = dict(adapters or {})
-    baselines = list(dict.fromkeys(baselines))
     rows = task_rows(task)
+    baselines = list(dict.fromkeys(baselines))
     b_prompts = {kind: baseline_prompts(task, rows, kind) for kind in baselines}
-    models = [ModelRow(BASE_NAME, BASE, "base")]
-    resolved = {name: resolve_adapter_dir(path) for name, path in adapters.items()}
-    if engine is None:
-        say(f"loading base {base} and {len(adapters)} adapter(s)")
-        engine = Engine(base, resolved, device=device, batch_size=batch_size,
-                        max_new_tokens_cap=max(256, task.generation.max_new_tokens),
-                        chat_template=task.chat_template)
-    else:
-        for name, folder in resolved.items():
-            if name not in engine.model_names:
-                engine.add_adapter(name, folder)
-    for name, folder in resolved.items():
-        models.append(ModelRow(name, name, "adapter", folder, _run_dir_of(Path(adapters[name]),
-                                                                           folder)))
-    for kind in baselines:
-        models.append(ModelRow(f"{BASE_NAME}+{kind}", BASE, "baseline"))
-
-    gen = task.generation
-    config = GenerationConfig(gen.max_new_tokens, gen.temperature, gen.top_p, gen.seed)
-    served = [m for m in models if m.kind != "baseline"]
-    say(f"generating {len(rows)} rows x {len(served)} models in mixed batches")
-    answers = engine.generate([r.prompt for r in rows], [m.engine_model for m in served], config,
-                              progress=progress)
-    for j, m in enumerate(served):
-        m.outputs = [a[j].text for a in answers]
-        m.n_tokens = sum(a[j].n_tokens for a in answers)
-    for m in models:
-        if m.kind == "baseline":
-            kind = m.name.split("+", 1)[1]
-            say(f"generating the {kind} baseline")
-            got = engine.generate(b_prompts[kind], [BASE], config, progress=progress)
-            m.outputs = [g[0].text for g in got]
-            m.n_tokens = sum(g[0].n_tokens for g in got)
-
-    losses: dict[str, list[tuple[float, int]]] = {}
-    if any(s.type == "loss" for s in task.scorers):
-        say("scoring target log-likelihoods")
-        pairs = [_loss_continuations(engine, r.prompt, r.target) for r in rows]
-        scored = engine.score_continuations([c for c, _ in pairs], [k for _, k in pairs],
-                                            [m.engine_model for m in served], progress=progress)
-        for j, m in enumerate(served):
-            losses[m.name] = [s[j] for s in scored]
-        for m in models:
-            if m.kind == "baseline":
-                kind = m.name.split("+", 1)[1]
-                bp = [_loss_continuations(engine, p, r.target)
-                      for p, r in zip(b_prompts[kind], rows, strict=True)]
-                got = engine.score_continuations([c for c, _ in bp], [k for _, k in bp], [BASE])
-                losses[m.name] = [s[0] for s in got]
-
+    engine, models = _load_models(task, base, dict(adapters or {}), baselines, engine, device,
+                                  batch_size, say)
+    _generate(engine, task, rows, models, b_prompts, progress, say)
+    losses = _target_losses(engine, task, rows, models, b_prompts, progress, say)
     say("scoring")
     scores = {m.name: score_model(task, rows, m.outputs, losses.get(m.name)) for m in models}
-    types = {s.name: s.type for s in task.scorers}
-    metrics = {
-        m.name: {name: _metric_summary(task, types[name], e) for name, e in scores[m.name].items()}
-        for m in models
-    }
-    groups = {
-        m.name: {name: _group_summary(task, rows, e) for name, e in scores[m.name].items()}
-        for m in models
-    }
-    comparisons = []
-    for a, b in _pairs(models):
-        for name in types:
-            ea, eb = scores[a.name][name], scores[b.name][name]
-            c = stats.compare(ea["scores"], eb["scores"], ea["weights"], n_boot=task.stats.n_boot,
-                              n_permutations=task.stats.n_permutations, seed=task.stats.seed,
-                              binary=SCORERS[types[name]].binary)
-            comparisons.append({"a": a.name, "b": b.name, "metric": name, **c})
-
+    comparisons = _comparisons(task, models, scores)
     say("fairness")
     fairness = _fairness(engine, task, rows, models, progress)
     by_engine = {m.engine_model: m.name for m in models if m.kind != "baseline"}
-    fairness_by_name = {by_engine.get(k, k): v for k, v in fairness.items()}
-
-    overfit = {}
-    for m in models:
-        if m.run_dir is not None and RunDir(m.run_dir).metrics.is_file():
-            overfit[m.name] = overfitting_check(RunDir(m.run_dir).read_metrics())
-
+    fairness = {by_engine.get(k, k): v for k, v in fairness.items()}
     candidates = [m for m in models if m.kind == "adapter"] or models[:1]
-    failed: list[str] = []
-    model_results: dict[str, Any] = {}
-    extra_predictions: list[dict[str, Any]] = []
+    model_results, failed, extra_predictions = {}, [], []
     for m in models:
-        fr = fairness_by_name.get(m.name)
-        block = dict(fr.block) if fr is not None else None
-        if block is not None and isinstance(block.get("predictions"), list):
-            extra_predictions.extend({"model": m.name, **p} for p in block.pop("predictions"))
-        entry: dict[str, Any] = {
-            "kind": m.kind,
-            "adapter": str(m.adapter_dir) if m.adapter_dir else None,
-            "run_dir": str(m.run_dir) if m.run_dir else None,
-            "metrics": metrics[m.name],
-            "groups": groups[m.name],
-            "generated_tokens": m.n_tokens,
-            # e.g. a no-op adapter (evalsuite.adapter_checks); the report and verdict show it
-            "warnings": list(getattr(engine, "adapter_warnings", {}).get(m.engine_model, []))
-            if m.kind == "adapter" else [],
-        }
-        if block is not None:
-            entry["fairness"] = block
-        if m.name in overfit:
-            entry["overfitting"] = overfit[m.name]
-        flat = _flat(m.name, metrics[m.name], comparisons, fr.flat if fr is not None else None)
-        entry["flat"] = flat
-        if m in candidates and task.gates:
-            results = check_gates(task.gates, flat)
-            entry["gates"] = [g.to_dict() for g in results]
-            entry["passed"] = all(g.passed for g in results)
-            failed.extend(f"{m.name}: {g.gate} ({g.reason})" for g in results if not g.passed)
+        entry, fails, lines = _model_entry(engine, task, rows, m, scores[m.name], comparisons,
+                                           fairness.get(m.name), gated=m in candidates)
         model_results[m.name] = entry
-
+        failed += fails
+        extra_predictions += lines
     results: dict[str, Any] = {
         "task": {"name": task.name, "path": task.path, "data": task.data, "n_rows": len(rows),
                  "scorers": [s.model_dump() for s in task.scorers], "gates": task.gates},
@@ -454,6 +362,132 @@ def run_eval(
     write_outputs(out, results, predictions)
     say(f"wrote {out}/results.json, predictions.jsonl, report.md, report.html")
     return EvalResult(results, out, failed)
+
+
+def _load_models(
+    task: TaskSpec, base: str, adapters: dict[str, str | Path], baselines: list[str],
+    engine: Engine | None, device: str | None, batch_size: int, say: Callable[[str], None],
+) -> tuple[Engine, list[ModelRow]]:
+    """The engine (new, or the given one with the missing adapters added) and the models.
+
+    The models are the rows of the results: the base, every adapter, every baseline.
+    """
+    resolved = {name: resolve_adapter_dir(path) for name, path in adapters.items()}
+    if engine is None:
+        say(f"loading base {base} and {len(adapters)} adapter(s)")
+        engine = Engine(base, resolved, device=device, batch_size=batch_size,
+                        max_new_tokens_cap=max(256, task.generation.max_new_tokens),
+                        chat_template=task.chat_template)
+    else:
+        for name, folder in resolved.items():
+            if name not in engine.model_names:
+                engine.add_adapter(name, folder)
+    models = [ModelRow(BASE_NAME, BASE, "base")]
+    models += [ModelRow(name, name, "adapter", folder, _run_dir_of(Path(adapters[name]), folder))
+               for name, folder in resolved.items()]
+    models += [ModelRow(f"{BASE_NAME}+{kind}", BASE, "baseline") for kind in baselines]
+    return engine, models
+
+
+def _baseline_kind(m: ModelRow) -> str:
+    return m.name.split("+", 1)[1]
+
+
+def _generate(engine: Engine, task: TaskSpec, rows: list[EvalRow], models: list[ModelRow],
+              b_prompts: dict[str, list], progress: bool, say: Callable[[str], None]) -> None:
+    """Every served model's answers in mixed batches, then each baseline's; kept on the rows."""
+    gen = task.generation
+    config = GenerationConfig(gen.max_new_tokens, gen.temperature, gen.top_p, gen.seed)
+    served = [m for m in models if m.kind != "baseline"]
+    say(f"generating {len(rows)} rows x {len(served)} models in mixed batches")
+    answers = engine.generate([r.prompt for r in rows], [m.engine_model for m in served], config,
+                              progress=progress)
+    for j, m in enumerate(served):
+        m.outputs = [a[j].text for a in answers]
+        m.n_tokens = sum(a[j].n_tokens for a in answers)
+    for m in models:
+        if m.kind == "baseline":
+            say(f"generating the {_baseline_kind(m)} baseline")
+            got = engine.generate(b_prompts[_baseline_kind(m)], [BASE], config, progress=progress)
+            m.outputs = [g[0].text for g in got]
+            m.n_tokens = sum(g[0].n_tokens for g in got)
+
+
+def _target_losses(
+    engine: Engine, task: TaskSpec, rows: list[EvalRow], models: list[ModelRow],
+    b_prompts: dict[str, list], progress: bool, say: Callable[[str], None],
+) -> dict[str, list[tuple[float, int]]]:
+    """Per model, the log-likelihood and token count of each target (for a ``loss`` scorer)."""
+    losses: dict[str, list[tuple[float, int]]] = {}
+    if not any(s.type == "loss" for s in task.scorers):
+        return losses
+    say("scoring target log-likelihoods")
+    served = [m for m in models if m.kind != "baseline"]
+    pairs = [_loss_continuations(engine, r.prompt, r.target) for r in rows]
+    scored = engine.score_continuations([c for c, _ in pairs], [k for _, k in pairs],
+                                        [m.engine_model for m in served], progress=progress)
+    for j, m in enumerate(served):
+        losses[m.name] = [s[j] for s in scored]
+    for m in models:
+        if m.kind == "baseline":
+            bp = [_loss_continuations(engine, p, r.target)
+                  for p, r in zip(b_prompts[_baseline_kind(m)], rows, strict=True)]
+            got = engine.score_continuations([c for c, _ in bp], [k for _, k in bp], [BASE])
+            losses[m.name] = [s[0] for s in got]
+    return losses
+
+
+def _comparisons(task: TaskSpec, models: list[ModelRow],
+                 scores: Mapping[str, Mapping[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Paired tests of every metric for every compared pair of models."""
+    types = {s.name: s.type for s in task.scorers}
+    comparisons = []
+    for a, b in _pairs(models):
+        for name in types:
+            ea, eb = scores[a.name][name], scores[b.name][name]
+            c = stats.compare(ea["scores"], eb["scores"], ea["weights"], n_boot=task.stats.n_boot,
+                              n_permutations=task.stats.n_permutations, seed=task.stats.seed,
+                              binary=SCORERS[types[name]].binary)
+            comparisons.append({"a": a.name, "b": b.name, "metric": name, **c})
+    return comparisons
+
+
+def _model_entry(
+    engine: Engine, task: TaskSpec, rows: list[EvalRow], m: ModelRow,
+    scores: Mapping[str, dict[str, Any]], comparisons: list[dict[str, Any]],
+    fairness: FairnessResult | None, *, gated: bool,
+) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
+    """One model's results.json entry, its failed gates, and its fairness prediction lines."""
+    types = {s.name: s.type for s in task.scorers}
+    metrics = {name: _metric_summary(task, types[name], e) for name, e in scores.items()}
+    block = dict(fairness.block) if fairness is not None else None
+    lines = []
+    if block is not None and isinstance(block.get("predictions"), list):
+        lines = [{"model": m.name, **p} for p in block.pop("predictions")]
+    entry: dict[str, Any] = {
+        "kind": m.kind,
+        "adapter": str(m.adapter_dir) if m.adapter_dir else None,
+        "run_dir": str(m.run_dir) if m.run_dir else None,
+        "metrics": metrics,
+        "groups": {name: _group_summary(task, rows, e) for name, e in scores.items()},
+        "generated_tokens": m.n_tokens,
+        # e.g. a no-op adapter (evalsuite.adapter_checks); the report and verdict show it
+        "warnings": list(getattr(engine, "adapter_warnings", {}).get(m.engine_model, []))
+        if m.kind == "adapter" else [],
+    }
+    if block is not None:
+        entry["fairness"] = block
+    if m.run_dir is not None and RunDir(m.run_dir).metrics.is_file():
+        entry["overfitting"] = overfitting_check(RunDir(m.run_dir).read_metrics())
+    entry["flat"] = _flat(m.name, metrics, comparisons,
+                          fairness.flat if fairness is not None else None)
+    failed: list[str] = []
+    if gated and task.gates:
+        results = check_gates(task.gates, entry["flat"])
+        entry["gates"] = [g.to_dict() for g in results]
+        entry["passed"] = all(g.passed for g in results)
+        failed = [f"{m.name}: {g.gate} ({g.reason})" for g in results if not g.passed]
+    return entry, failed, lines
 
 
 def _prediction_rows(

@@ -188,13 +188,7 @@ def validate(
         InputError: unreadable input (exit 2).
         UsageError: bad option values (exit 2).
     """
-    if not 0.0 < near_dup_threshold <= 1.0:
-        raise UsageError(f"--near-dup-threshold: must be in (0, 1], got {near_dup_threshold}")
-    if max_seq_len is not None and max_seq_len < 1:
-        raise UsageError(f"--max-seq-len: must be >= 1, got {max_seq_len}")
-    if epochs <= 0:
-        raise UsageError(f"--epochs: must be > 0, got {epochs}")
-    OutcomeRule(outcome_pattern)  # validates the regex before any work
+    _check_options(near_dup_threshold, max_seq_len, epochs, outcome_pattern)
     path = str(data)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -242,6 +236,18 @@ def validate(
         lap(check.stage or check.name)
     row_errors.sort(key=lambda e: (e["file"] != path, e["file"], e["line"]))
     return _report(ctx, base, n_rows, findings, row_errors, timings)
+
+
+def _check_options(near_dup_threshold: float, max_seq_len: int | None, epochs: float,
+                   outcome_pattern: str | None) -> None:
+    """Bad option values fail before any work."""
+    if not 0.0 < near_dup_threshold <= 1.0:
+        raise UsageError(f"--near-dup-threshold: must be in (0, 1], got {near_dup_threshold}")
+    if max_seq_len is not None and max_seq_len < 1:
+        raise UsageError(f"--max-seq-len: must be >= 1, got {max_seq_len}")
+    if epochs <= 0:
+        raise UsageError(f"--epochs: must be > 0, got {epochs}")
+    OutcomeRule(outcome_pattern)  # compiles the regex
 
 
 def _report(ctx: Context, base: str | None, n_rows: int, findings: list[Finding],
