@@ -27,7 +27,7 @@ from typing import Any
 
 from finetune.errors import InputError, UsageError
 from finetune.models import load_base
-from finetune.rundir import RUN_NAME_RULE, is_run_name
+from finetune.rundir import ADAPTER, RUN_NAME_RULE, is_run_name
 
 BASE = "__base__"
 
@@ -78,8 +78,8 @@ def resolve_adapter_dir(path: str | Path) -> Path:
         InputError: the folder does not exist or holds no ``adapter_config.json``.
     """
     p = Path(path).expanduser()
-    if (p / "adapter" / "adapter_config.json").is_file():
-        return p / "adapter"
+    if (p / ADAPTER / "adapter_config.json").is_file():
+        return p / ADAPTER
     if (p / "adapter_config.json").is_file():
         return p
     if not p.exists():
