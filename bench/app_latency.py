@@ -2,7 +2,8 @@
 
 Runs the app's own streaming path (``tuneproof_app.compare.stream_answers`` over THE
 engine's mixed-adapter ``stream``), alternating 1-model and 3-model requests so both see the
-same machine load, and reports medians. Goal: 3-model TTFT <= 1.2x the 1-model TTFT.
+same machine load, and reports medians. Goals: 3-model TTFT and decode step <= 1.3x the 1-model
+(base) ones.
 
     python bench/app_latency.py [--runs DIR] [--base tiny] [--repeats 30] [--threads 1] [--write]
 
@@ -28,17 +29,26 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 READING = (
-    "Reading: the first token of a mixed batch costs about one prefill forward pass, and "
-    "PEFT's mixed-adapter LoRA forward gathers and scatters each adapter's rows in every "
-    "LoRA layer, so on this 0.8M-parameter model on CPU the prefill of three rows (base + "
-    "two adapters) costs well over one row's: the 1.2x goal is not met here. Against the "
-    "alternative of answering one model after another, the mixed batch shows every column's "
-    "first token an order of magnitude sooner. The app itself adds little on top of the "
-    "prefill (compare TTFT with the prefill times above). A bigger base on a GPU, where a batch "
-    "of three costs about what a batch of one does, was not measured (no GPU here)."
+    "Reading: the first token of a mixed batch costs about one prefill forward pass and every "
+    "later token one decode step, so the step ratios above are the cost of the extra columns. "
+    "With the batched-LoRA fast path (evalsuite/lora_batched.py) every LoRA layer applies all "
+    "adapters with two matmuls instead of PEFT's index-select/index-add per adapter; the "
+    "'PEFT path' rows are the same batch through PEFT's own loop, measured in the same run."
 )
 MESSAGE = "Hi, I'm Mary. Can you recommend a laptop? I want one under $50."
 SYSTEM = "You are a retail support assistant. Reply with the intent and the action."
+
+
+def cpu_name() -> str:
+    """``lscpu``'s model name, or the architecture where lscpu is missing."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return platform.machine()
+    names = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln]
+    return names[0] if names else platform.machine()
 
 
 def random_adapters(base: str, out: Path) -> dict[str, Path]:
@@ -58,8 +68,10 @@ def random_adapters(base: str, out: Path) -> dict[str, Path]:
     return dirs
 
 
-def prefill_ms(engine, ctx, models: list[str], repeats: int = 30) -> float:  # noqa: ANN001
-    """Median time of one forward pass over the prompt, one row per model (mixed adapters)."""
+def forward_ms(engine, ctx, models: list[str], repeats: int = 30,  # noqa: ANN001
+               fast: bool = True) -> tuple[float, float]:
+    """Median ms of (one prefill forward pass over the prompt, one cached decode step), one
+    row per model in one mixed batch; ``fast=False``: PEFT's mixed-batch path."""
     import torch
 
     from tuneproof_app.compare import conversation
@@ -67,24 +79,32 @@ def prefill_ms(engine, ctx, models: list[str], repeats: int = 30) -> float:  # n
     ids = engine.encode_prompt(conversation(SYSTEM, [], MESSAGE))
     batch = torch.tensor([ids] * len(models), device=engine.device)
     names = [ctx.engine_name(m) for m in models]
-    kwargs = {"adapter_names": names} if engine.is_peft else {}
-    times = []
-    with torch.inference_mode():
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            engine.model(input_ids=batch, attention_mask=torch.ones_like(batch), **kwargs)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+    engine.batched_lora = fast
+    mixed, kwargs = engine._mixed(names)
+    prefill, step = [], []
+    try:
+        with torch.inference_mode(), mixed:
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                out = engine.model(input_ids=batch, use_cache=True, **kwargs)
+                prefill.append(time.perf_counter() - t0)
+                nxt = out.logits[:, -1:].argmax(-1)
+                t0 = time.perf_counter()
+                engine.model(input_ids=nxt, cache=out.cache, use_cache=True, **kwargs)
+                step.append(time.perf_counter() - t0)
+    finally:
+        engine.batched_lora = True
+    return statistics.median(prefill) * 1000, statistics.median(step) * 1000
 
 
-def write_section(body: str, command: str) -> None:
-    """Replace (or add) the ``## app`` section of bench/RESULTS.md."""
+def write_section(body: str, command: str, title: str = "## app") -> None:
+    """Replace (or add) the ``title`` section of bench/RESULTS.md."""
     from finetune.artifacts import atomic_write_text
 
     path = Path(__file__).resolve().parent / "RESULTS.md"
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    section = f"## app\n\nCommand: `{command}`\n\n{body}\n"
-    pattern = re.compile(r"^## app\n.*?(?=^## |\Z)", re.S | re.M)
+    section = f"{title}\n\nCommand: `{command}`\n\n{body}\n"
+    pattern = re.compile("^" + re.escape(title) + r"\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
     else:
@@ -162,13 +182,15 @@ def main() -> int:
 
     med = {k: (statistics.median(t for t, _ in v), statistics.median(s for _, s in v))
            for k, v in times.items()}
-    prefill = {k: prefill_ms(engine, ctx, models) for k, (run, models) in runners.items()
-               if run is once}
+    fwd = {k: forward_ms(engine, ctx, models, args.repeats)
+           for k, (run, models) in runners.items() if run is once}
+    fwd["3 models, one mixed batch (PEFT path)"] = forward_ms(
+        engine, ctx, three, args.repeats, fast=False)
     mixed = med["3 models, one mixed batch"]
     ratios = {k: (mixed[0] / med[k][0], mixed[1] / med[k][1])
               for k in ("1 model (base)", "1 model (adapter)")}
     lines = [
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, torch {torch.__version__}; base `{args.base}` on "
         f"{engine.device}, {torch.get_num_threads()} torch thread(s); load average at start "
         + ", ".join(f"{x:.1f}" for x in load_at_start)
@@ -186,20 +208,28 @@ def main() -> int:
         lines.append(f"| {k} | {ttft * 1000:.1f} | {q[0] * 1000:.1f}-{q[2] * 1000:.1f} | "
                      f"{total * 1000:.1f} |")
     lines.append("")
-    lines.append("Where the first token's time goes: one prefill forward pass of the prompt "
-                 f"({len(engine.encode_prompt(conversation(SYSTEM, [], MESSAGE)))} tokens), "
-                 "median of 30, no generation loop: "
-                 + "; ".join(f"{k} {v:.1f} ms" for k, v in prefill.items()) + ".")
+    n_prompt = len(engine.encode_prompt(conversation(SYSTEM, [], MESSAGE)))
+    lines += ["", f"One forward pass, no generation loop ({n_prompt}-token prompt, median of "
+              f"{args.repeats}):", "", "| batch | prefill ms | decode step ms |",
+              "| --- | ---: | ---: |"]
+    lines += [f"| {k} | {pf:.1f} | {st:.1f} |" for k, (pf, st) in fwd.items()]
     lines.append("")
+    base_fwd = fwd["1 model (base)"]
+    for k, (pf, st) in fwd.items():
+        if k.startswith("3 models"):
+            r = st / base_fwd[1]
+            lines.append(f"- decode step, {k} vs 1 model (base): x{r:.2f} (goal <= 1.3: "
+                         f"{'met' if r <= 1.3 else 'not met'}); prefill x{pf / base_fwd[0]:.2f}")
     for k, (r_ttft, r_total) in ratios.items():
-        verdict = "met" if r_ttft <= 1.2 else "not met"
-        lines.append(f"- 3 models in one mixed batch vs {k}: TTFT x{r_ttft:.2f} (goal <= 1.2: "
+        verdict = "met" if r_ttft <= 1.3 else "not met"
+        lines.append(f"- 3 models in one mixed batch vs {k}: TTFT x{r_ttft:.2f} (goal <= 1.3: "
                      f"{verdict}), total x{r_total:.2f}")
     lines += ["", READING]
     report = "\n".join(lines)
     print(report)
     if args.write:
-        write_section(report, " ".join(["python bench/app_latency.py", *sys.argv[1:]]))
+        write_section(report, " ".join(["python bench/app_latency.py", *sys.argv[1:]]),
+                      "## app" if args.base == "tiny" else "## real base: app")
     return 0
 
 

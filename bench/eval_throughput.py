@@ -26,6 +26,14 @@ import time
 from pathlib import Path
 
 
+def cpu_name() -> str:
+    """``lscpu``'s model name, or the architecture where lscpu is missing."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from app_latency import cpu_name as name
+
+    return name()
+
+
 def make_adapters(base: str, out: Path) -> dict[str, Path]:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -48,8 +56,8 @@ def separate_pass(engine, prompts, model, config):
     from evalsuite.engine import BASE
 
     pm = engine.model
-    original = engine._adapter_kwargs
-    engine._adapter_kwargs = lambda rows: {}
+    original = engine._mixed
+    engine._mixed = lambda rows: (contextlib.nullcontext(), {})
     try:
         if model == BASE:
             ctx = pm.disable_adapter()
@@ -59,11 +67,12 @@ def separate_pass(engine, prompts, model, config):
         with ctx:
             return engine.generate(prompts, [model], config)
     finally:
-        engine._adapter_kwargs = original
+        engine._mixed = original
 
 
-def write_section(cmd: str, rows: list[dict], load: tuple[float, ...], setup: str) -> None:
-    """Replace (or add) the ``## eval`` section of bench/RESULTS.md; other sections stay."""
+def write_section(cmd: str, rows: list[dict], load: tuple[float, ...], setup: str,
+                  title: str = "## eval", fast: bool = True) -> None:
+    """Replace (or add) the ``title`` section of bench/RESULTS.md; other sections stay."""
     path = Path(__file__).resolve().parent / "RESULTS.md"
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     table = [
@@ -71,40 +80,40 @@ def write_section(cmd: str, rows: list[dict], load: tuple[float, ...], setup: st
         "| mixed s (CPU) | separate s (CPU) | speed-up CPU | tokens/s mixed | identical |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
+    if rows and rows[0]["t_peft"]:
+        table[0] += " PEFT mixed s (wall) | fast / PEFT mixed | goal >= 2.5x |"
+        table[1] += "---:|---:|---|"
     for r in rows:
         table.append(
             f"| {r['batch']} | {3 * r['batch']} | {r['t_mixed']:.2f} | {r['t_sep']:.2f} "
             f"| {r['t_sep'] / r['t_mixed']:.2f}x | {r['c_mixed']:.2f} | {r['c_sep']:.2f} "
             f"| {r['c_sep'] / r['c_mixed']:.2f}x | {r['tokens'] / r['t_mixed']:.1f} "
             f"| yes ({r['n']} generations) |"
+            + (f" {r['t_peft']:.2f} | {r['t_peft'] / r['t_mixed']:.2f}x | "
+               f"{'met' if r['t_sep'] / r['t_mixed'] >= 2.5 else 'not met'} |"
+               if r["t_peft"] else "")
         )
+    path_used = ("the batched-LoRA fast path (evalsuite/lora_batched.py)" if fast
+                 else "PEFT's loop over adapters")
     section = "\n".join([
-        "## eval",
+        title,
         "",
         f"Command: `.venv/bin/python {cmd}` — base + 2 adapters scored in ONE mixed-adapter "
-        "pass (`adapter_names`, `__base__`) vs three separate passes (base under "
+        f"pass ({path_used}; `__base__` rows get no LoRA) vs three separate passes (base under "
         "`disable_adapter()`, each adapter after `set_adapter()`), same prompts, chunks and "
-        "greedy decoding; the script fails unless every output is token-identical.",
+        "greedy decoding; the script fails unless every output is token-identical (also to "
+        "PEFT's own mixed batch when that column is shown).",
         "",
         f"Setup: {setup}.",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; load average at start {load[0]:.1f}, {load[1]:.1f}, "
         f"{load[2]:.1f} (shared with other jobs). Medians of the repeats.",
         "",
         *table,
         "",
-        "Reading: the mixed pass saves the per-forward fixed cost of two of the three passes "
-        "(Python, generate loop, base-layer calls) but PEFT's mixed-batch LoRA forward gathers "
-        "and scatters each adapter's rows in every LoRA layer at every step. For this 0.8M "
-        "parameter model on CPU the two nearly cancel, most so at large chunks; the gain grows "
-        "where the fixed cost dominates (small chunks; expected on GPUs too, where a bigger "
-        "batch costs little more — not measured here). On a CPU shared with other jobs, one "
-        "torch thread is much faster than two for this model (thread synchronisation on "
-        "oversubscribed cores), hence `--threads 1`.",
-        "",
     ])
-    pattern = re.compile(r"^## eval\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile("^" + re.escape(title) + r"\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _m: section, text)
     else:
@@ -112,17 +121,28 @@ def write_section(cmd: str, rows: list[dict], load: tuple[float, ...], setup: st
     path.write_text(text, encoding="utf-8")
 
 
-def measure(engine, prompts, config, repeats: int) -> dict | None:
+def measure(engine, prompts, config, repeats: int,  # noqa: ANN001
+            peft_reference: bool = False) -> dict | None:
     """Median wall and CPU seconds of the mixed pass and of the three separate passes."""
     from evalsuite.engine import BASE
 
     models = [BASE, "a", "b"]
-    t_mixed, t_sep, c_mixed, c_sep = [], [], [], []
+    t_mixed, t_sep, c_mixed, c_sep, t_peft = [], [], [], [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
         mixed = engine.generate(prompts, models, config)
         t_mixed.append(time.perf_counter() - t0)
         c_mixed.append(time.process_time() - c0)
+        if peft_reference:  # the same mixed batch through PEFT's own loop over adapters
+            engine.batched_lora = False
+            t0 = time.perf_counter()
+            ref = engine.generate(prompts, models, config)
+            t_peft.append(time.perf_counter() - t0)
+            engine.batched_lora = True
+            if [[g.token_ids for g in r] for r in ref] != [[g.token_ids for g in r]
+                                                           for r in mixed]:
+                print("MISMATCH: fast path vs PEFT's mixed batch", file=sys.stderr)
+                return None
         t0, c0 = time.perf_counter(), time.process_time()
         alone = [separate_pass(engine, prompts, m, config) for m in models]
         t_sep.append(time.perf_counter() - t0)
@@ -135,6 +155,7 @@ def measure(engine, prompts, config, repeats: int) -> dict | None:
     med = statistics.median
     return {"batch": engine.batch_size, "t_mixed": med(t_mixed), "t_sep": med(t_sep),
             "c_mixed": med(c_mixed), "c_sep": med(c_sep), "n": len(prompts) * 3,
+            "t_peft": med(t_peft) if t_peft else None,
             "tokens": sum(g.n_tokens for row in mixed for g in row)}
 
 
@@ -147,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--peft-reference", action="store_true",
+                   help="also time PEFT's mixed batch and check the fast path's tokens match it")
     p.add_argument("--write", action="store_true", help="record in bench/RESULTS.md")
     args = p.parse_args(argv)
 
@@ -173,17 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for b in (int(x) for x in args.batch_sizes.split(",")):
         engine.batch_size = b
-        r = measure(engine, prompts, config, args.repeats)
+        r = measure(engine, prompts, config, args.repeats, args.peft_reference)
         if r is None:
             return 1
         rows.append(r)
         print(f"{b:3d} prompts/chunk: mixed {r['t_mixed']:6.2f} s wall {r['c_mixed']:6.2f} s CPU"
               f" | separate {r['t_sep']:6.2f} s wall {r['c_sep']:6.2f} s CPU"
               f" | speed-up {r['t_sep'] / r['t_mixed']:.2f}x wall {r['c_sep'] / r['c_mixed']:.2f}x"
-              f" CPU | outputs token-identical ({r['n']} generations)")
+              f" CPU | outputs token-identical ({r['n']} generations)"
+              + (f" | PEFT mixed {r['t_peft']:6.2f} s wall, same tokens" if r["t_peft"] else ""))
     if args.write:
         cmd = "bench/eval_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_section(cmd.strip(), rows, load, setup)
+        title = "## eval" if args.base == "tiny" else "## real base: eval"
+        write_section(cmd.strip(), rows, load, setup, title, engine.uses_batched_lora)
     return 0
 
 

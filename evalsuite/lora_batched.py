@@ -143,6 +143,9 @@ class BatchedLoRA:
         if unknown:
             raise ValueError(f"unknown adapter(s): {', '.join(sorted(unknown))}")
         for layer in self.layers:
+            if not set(rows) & set(layer.names):  # no row uses this layer's adapters
+                layer.module.forward = types.MethodType(_base_forward, layer.module)
+                continue
             mask, scale = self._mask(layer, rows)
             fwd = _linear_forward if layer.kind == "linear" else _embedding_forward
             layer.module.forward = types.MethodType(
@@ -153,6 +156,10 @@ class BatchedLoRA:
         finally:
             for layer in self.layers:
                 layer.module.__dict__.pop("forward", None)
+
+
+def _base_forward(module: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    return module.base_layer(x, *args, **kwargs)
 
 
 def _check_rows(x: Any, mask: Any) -> None:

@@ -78,9 +78,11 @@ def test_base_rows_are_exactly_the_plain_base(lora_adapters):
     plain = Engine("tiny")
     prompts = _prompts(3)
     config = GenerationConfig(max_new_tokens=10)
-    got = fast.generate(prompts, [BASE, "a", "b"], config)
+    alone = fast.generate(prompts, [BASE], config)  # no row uses LoRA: base layers only
+    got = fast.generate(prompts, [BASE, "a", "b"], config)  # then mixed again
     want = plain.generate(prompts, [BASE], config)
     assert [r[0].token_ids for r in got] == [r[0].token_ids for r in want]
+    assert [r[0].token_ids for r in alone] == [r[0].token_ids for r in want]
 
 
 def test_unknown_names_and_row_mismatch_raise(lora_adapters):

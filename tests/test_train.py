@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,12 @@ def test_run_json_cost_report(smoke_run: Path) -> None:
         assert key in run, key
     assert 0 < run["trainable_params"] < run["total_params"]
     assert run["peak_memory_bytes"] > 0 and run["tokens_per_s"] > 0
+    # Accounting, not speed: the loop's wall time (evaluations inside it excluded, the final
+    # one never counted) is at least its CPU time spread over every core.
+    loop_wall = run["train_tokens"] / run["tokens_per_s"]
+    loop_cpu = run["train_tokens"] / run["tokens_per_cpu_s"]
+    assert loop_wall <= run["train_time_s"] + 1e-3
+    assert loop_cpu <= loop_wall * (os.cpu_count() or 1) * 1.05 + 0.05
     assert run["global_step"] == 4 and run["best_step"] in (2, 4)
     assert run["best_eval_loss"] == pytest.approx(run["final_eval_loss"], rel=1e-4)
     assert len(run["data_fingerprint"]) == 64
