@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,14 @@ def test_reports_tab_verdict_chart_and_printed_report(launch_app, built_demo, br
                  what="the downloaded report.html")
     text = page.read_text(encoding="utf-8")
     assert "<script" not in text and all(v.model in text for v in expected)
+    browser.find_element(By.CSS_SELECTOR, "#reports-download-zip").click()
+    bundle = _wait(lambda: next((p for p in downloads.glob("*.zip")), None), timeout=30,
+                   what="the downloaded bundle")
+    with zipfile.ZipFile(bundle) as z:
+        names = set(z.namelist())
+    assert {"report.html", "results.json", "predictions.jsonl"} <= names
+    for v in expected:  # each adapter's model card and data report travel with the results
+        assert {f"runs/{v.model}/README.md", f"runs/{v.model}/data_report.json"} <= names
     browser.get(page.as_uri())
     pdf = browser.execute_cdp_cmd("Page.printToPDF", {"printBackground": True,
                                                       "preferCSSPageSize": True})
