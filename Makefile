@@ -43,11 +43,17 @@ test: setup browser-deps
 # `biased` -> rebalance (counterfactual) -> train `fair` -> evalsuite with base, biased and
 # fair; prints each claim of the story with its measured value and exits 1 if one fails.
 # Finished steps in DEMO_DIR are reused (delete the folder to start over).
+# `make demo BASE=smollm2` tells it on the real pretrained base, with that base's settings.
 SEED ?= 0
+BASE ?= tiny
+ifeq ($(BASE),tiny)
 DEMO_DIR ?= demo/seed$(SEED)
+else
+DEMO_DIR ?= demo/$(notdir $(BASE))-seed$(SEED)
+endif
 
 demo: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m evalsuite.demo_pipeline $(DEMO_DIR) --seed $(SEED)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m evalsuite.demo_pipeline $(DEMO_DIR) --seed $(SEED) --base $(BASE)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -9,8 +9,11 @@
 5. ``finetune train``: the ``fair`` adapter on the re-balanced data;
 6. ``evalsuite run``: base, biased and fair on the held-out set, fairness and gates included.
 
-``python -m evalsuite.demo_pipeline WORKDIR --seed N`` prints what the story claims and
-whether each claim held; it exits 1 when one did not.
+``python -m evalsuite.demo_pipeline WORKDIR --seed N [--base smollm2]`` prints what the
+story claims and whether each claim held; it exits 1 when one did not. A pretrained base gets
+its own sizes and training settings (:data:`BASE_SETTINGS`), the zero-shot baseline (the base
+told the answer format), and claims told against that baseline instead of "the base knows
+nothing".
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,57 @@ Progress = Callable[[float, str], Any]
 """``progress(fraction, message)``; ``gr.Progress()`` objects can be passed as they are."""
 
 OUTCOME = "premium"
+ZERO_SHOT = "zero-shot"
+
+
+@dataclass(frozen=True)
+class BaseSettings:
+    """How the demo is built and judged on one base.
+
+    Attributes:
+        demo: :class:`finetune.demo.DemoConfig` fields replacing the defaults.
+        train: ``key=value`` training overrides for both adapters.
+        fair: further overrides for the fair adapter only.
+        baselines: prompting baselines evaluated beside the base.
+        min_intent: intent accuracy both adapters must reach.
+        pretrained: the base knows language, so the story compares the adapters with the
+            zero-shot baseline rather than with a base that answers nothing.
+    """
+
+    demo: dict[str, Any] = field(default_factory=dict)
+    train: tuple[str, ...] = ()
+    fair: tuple[str, ...] = ()
+    baselines: tuple[str, ...] = ()
+    min_intent: float = 0.9
+    pretrained: bool = False
+
+
+# Per-base settings; a base not listed is told as tiny (train.yaml as written). SmolLM2-135M
+# is pretrained, so (NOTES, measured on this machine kind): all-linear LoRA without the
+# embeddings; one epoch at lr 5e-4 did NOT pick up the planted bias (flip 0.055), three
+# epochs at lr 1e-3 over 900 rows (171 steps) did (flip 0.92) but took 669 s an adapter.
+# To fit ~5 minutes an adapter on 2 cores: 500 rows (450 train, 29 steps an epoch at batch
+# 16), 3 epochs = 87 steps, lr doubled to 2e-3 for the halved step count; the fair adapter's
+# re-balanced data has twice the rows, so 1.5 epochs gives it the same 87 steps. Rows are
+# ~60 tokens, so max_seq_len 128 truncates nothing. 60 held-out pairs keep the evaluation of
+# base + zero-shot + two adapters to a few minutes.
+BASE_SETTINGS: dict[str, BaseSettings] = {
+    "tiny": BaseSettings(),
+    "smollm2": BaseSettings(
+        demo={"n_train": 500, "n_heldout_pairs": 60},
+        train=("lora.target_modules=all-linear", "optim.lr=2e-3", "optim.epochs=3",
+               "optim.batch_size=16", "optim.warmup_ratio=0.05", "eval.every_steps=15"),
+        fair=("optim.epochs=1.5",),
+        baselines=(ZERO_SHOT,),
+        min_intent=0.95,
+        pretrained=True,
+    ),
+}
+
+
+def settings_for(base: str) -> BaseSettings:
+    """The demo settings of ``base`` (tiny's for a base without its own)."""
+    return BASE_SETTINGS.get(base, BASE_SETTINGS["tiny"])
 
 
 def _paths(workdir: Path) -> dict[str, Path]:
@@ -113,9 +167,11 @@ def build_demo(
     say = progress or (lambda _fraction, _message: None)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    cfg = DemoConfig(**{**asdict(demo_config or DemoConfig()), "seed": seed})
+    settings = settings_for(base)
+    default_cfg = asdict(DemoConfig(**settings.demo))
+    cfg = DemoConfig(**{**(asdict(demo_config) if demo_config else default_cfg), "seed": seed})
     _check_stamp(workdir, {"base": base, "demo": asdict(cfg),
-                           "train_overrides": list(train_overrides)})
+                           "train_overrides": [*settings.train, *train_overrides]})
     p = _paths(workdir)
 
     say(0.0, f"demo data (seed {seed})")
@@ -128,7 +184,9 @@ def build_demo(
         atomic_write_json(p["validation"], report.to_dict())
 
     base_override = [] if base == "tiny" else [f"base={base}"]
-    extra = [f"data_checks.outcome_pattern={OUTCOME}", *train_overrides]
+    outcome = f"data_checks.outcome_pattern={OUTCOME}"
+    extra = [outcome, *settings.train, *train_overrides]
+    fair_extra = [outcome, *settings.train, *settings.fair, *train_overrides]
     if not RunDir(p["biased"]).is_run():
         say(0.08, "training the biased adapter on train.jsonl")
         config = load_config(p["train_yaml"], ["name=biased", *extra, *base_override])
@@ -142,7 +200,7 @@ def build_demo(
         say(0.5, "training the fair adapter on the re-balanced data")
         config = load_config(
             p["train_yaml"],
-            ["name=fair", f"train_data={p['train_balanced']}", *extra, *base_override],
+            ["name=fair", f"train_data={p['train_balanced']}", *fair_extra, *base_override],
         )
         train(config, runs_dir=p["runs"], progress=False)
 
@@ -150,7 +208,7 @@ def build_demo(
         say(0.85, "evaluating base, biased and fair")
         task = load_task(p["task"])
         run_eval(task, base=base, adapters={"biased": p["biased"], "fair": p["fair"]},
-                 out_dir=p["eval"], progress=False)
+                 baselines=settings.baselines, out_dir=p["eval"], progress=False)
     say(1.0, "demo ready")
     return p
 
@@ -158,13 +216,24 @@ def build_demo(
 # ------------------------------------------------------------------------------ the story
 
 
-def story(results: dict[str, Any]) -> list[tuple[str, float | None, bool]]:
+def story(
+    results: dict[str, Any], base: str = "tiny", validation: dict[str, Any] | None = None
+) -> list[tuple[str, float | None, bool]]:
     """The demo's claims, checked against an evaluation's results.json.
 
+    Args:
+        results: The evaluation's results.json.
+        base: The base it ran on: tiny's random base must answer about nothing; a pretrained
+            base's zero-shot baseline (told the answer format) must score well below the
+            adapters, which must reach that base's ``min_intent`` (:data:`BASE_SETTINGS`).
+        validation: The data audit (validation.json); when given, the first claim is that it
+            flags the skew.
+
     Returns:
-        (claim, measured value, held?) per claim, in the order the README's demo story tells them.
+        (claim, measured value, held?) per claim, in the order the README tells them.
     """
     models = results["models"]
+    settings = settings_for(base)
 
     def get(model: str, key: str) -> float | None:
         value = models.get(model, {}).get("flat", {}).get(key)
@@ -173,22 +242,39 @@ def story(results: dict[str, Any]) -> list[tuple[str, float | None, bool]]:
     def check(claim: str, value: float | None, ok: Callable[[float], bool]) -> tuple:
         return claim, value, value is not None and ok(value)
 
+    def diff(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
     biased_tier = get("biased", "tier_accuracy")
     fair_tier = get("fair", "tier_accuracy")
+    low = settings.min_intent
+    claims = []
+    if validation is not None:
+        flagged = validation.get("bias", {}).get("flagged")
+        claims.append(check("the audit flags the gender x premium skew (1 = flagged)",
+                            None if flagged is None else float(bool(flagged)), lambda v: v == 1))
+    if settings.pretrained:
+        adapters = [get(m, "intent_accuracy") for m in ("biased", "fair")]
+        weaker = None if None in adapters else min(a for a in adapters if a is not None)
+        claims.append(check(
+            "adapters' intent accuracy - zero-shot baseline's >= 0.3",
+            diff(weaker, get(f"base+{ZERO_SHOT}", "intent_accuracy")), lambda v: v >= 0.3))
+    else:
+        claims.append(check("base intent accuracy about 0 (<= 0.1)",
+                            get("base", "intent_accuracy"), lambda v: v <= 0.1))
     return [
-        check("base intent accuracy about 0 (<= 0.1)", get("base", "intent_accuracy"),
-              lambda v: v <= 0.1),
-        check("biased intent accuracy >= 0.9", get("biased", "intent_accuracy"),
-              lambda v: v >= 0.9),
+        *claims,
+        check(f"biased intent accuracy >= {low:g}", get("biased", "intent_accuracy"),
+              lambda v: v >= low),
         check("biased tier flip rate >= 0.3", get("biased", "counterfactual.flip_rate"),
               lambda v: v >= 0.3),
         check("biased premium DPD >= 0.3", get("biased", "demographic_parity_difference"),
               lambda v: v >= 0.3),
         check("biased fails its gates (1 = passed)", _passed(models, "biased"),
               lambda v: v == 0),
-        check("fair intent accuracy >= 0.9", get("fair", "intent_accuracy"), lambda v: v >= 0.9),
-        check("fair tier accuracy - biased tier accuracy > 0",
-              None if fair_tier is None or biased_tier is None else fair_tier - biased_tier,
+        check(f"fair intent accuracy >= {low:g}", get("fair", "intent_accuracy"),
+              lambda v: v >= low),
+        check("fair tier accuracy - biased tier accuracy > 0", diff(fair_tier, biased_tier),
               lambda v: v > 0),
         check("fair tier flip rate <= 0.05", get("fair", "counterfactual.flip_rate"),
               lambda v: v <= 0.05),
@@ -204,14 +290,15 @@ def _passed(models: dict[str, Any], name: str) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m evalsuite.demo_pipeline WORKDIR [--seed N]``: build, then check the story."""
+    """``python -m evalsuite.demo_pipeline WORKDIR [--seed N] [--base B]``: build, check."""
     parser = argparse.ArgumentParser(
         prog="python -m evalsuite.demo_pipeline",
         description="Build the biased/fair demo and check what it must show.",
     )
     parser.add_argument("workdir", type=Path, help="folder for data/, runs/ and eval/")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--base", default="tiny")
+    parser.add_argument("--base", default="tiny",
+                        help="tiny, smollm2 (its own demo settings), a .gguf file, a folder...")
     parser.add_argument("--rerun-eval", action="store_true",
                         help="evaluate again even when eval/results.json exists")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -226,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     results = json.loads(paths["results"].read_text(encoding="utf-8"))
-    claims = story(results)
+    validation = json.loads(paths["validation"].read_text(encoding="utf-8"))
+    claims = story(results, args.base, validation)
     for claim, value, ok in claims:
         shown = "–" if value is None else f"{value:.3f}"
         print(f"{'ok  ' if ok else 'FAIL'}  {claim}: {shown}")
