@@ -49,13 +49,14 @@ class Registry:
 
     def refresh(self) -> None:
         """Re-read the runs directory; adapters with unusable names are left out."""
-        self._adapters = {}
+        found: dict[str, Adapter] = {}
         for a in _scan(self.runs_dir) if self.runs_dir.is_dir() else []:
-            if not is_run_name(a.name) or a.name == BASE_LABEL or a.name in self._adapters:
+            if not is_run_name(a.name) or a.name == BASE_LABEL or a.name in found:
                 log.warning("runs registry: skipping %s (name %r unusable or taken)",
                             a.run_dir, a.name)
                 continue
-            self._adapters[a.name] = a
+            found[a.name] = a
+        self._adapters = found  # one swap: a page reading while a build rescans sees no gap
 
     def names(self) -> list[str]:
         """Adapter names, sorted."""
