@@ -36,14 +36,6 @@ def _env_int(names: tuple[str, ...], default: int | None) -> int | None:
     return default
 
 
-def _default_base() -> str:
-    try:
-        from finetune.models import default_base
-    except ImportError:  # TODO(appstart): drop once the smollm2 base lands in finetune.models
-        return "tiny"
-    return default_base()
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Options from the command line, defaults from the environment."""
     p = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
@@ -84,7 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch CPU threads (TUNEPROOF_THREADS; default torch's choice)")
     args = p.parse_args(argv)
     if args.base is None:
-        args.base = _default_base()
+        from finetune.models import default_base
+
+        args.base = default_base()
     if args.results is None:
         env = _env("TUNEPROOF_RESULTS")
         args.results = [r for r in env.split(":") if r] if env else []

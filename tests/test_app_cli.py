@@ -34,7 +34,7 @@ def test_bad_options_are_one_line_errors(monkeypatch, capsys, env, value, messag
 
 
 def test_build_serves_the_registry_adapters_by_name(app_runs_dir, tmp_path):
-    args = app.parse_args(["--runs", str(app_runs_dir), "--no-demo", "--votes",
+    args = app.parse_args(["--base", "tiny", "--runs", str(app_runs_dir), "--no-demo", "--votes",
                            str(tmp_path / "v.sqlite"), "--max-new-tokens", "16"])
     blocks = app.build(args)
     ctx = blocks.tuneproof
@@ -84,3 +84,11 @@ def test_auth_option_requires_the_login(launch_app, monkeypatch):
         assert client.predict("Mary here.", api_name="/swap_demographics") == "James here."
     finally:
         blocks.close()
+
+
+def test_default_base_is_the_loaders_default(monkeypatch):
+    from finetune.models import default_base
+
+    monkeypatch.delenv("TUNEPROOF_BASE", raising=False)
+    assert app.parse_args([]).base == default_base()  # smollm2 when available offline
+    assert app.parse_args(["--base", "tiny"]).base == "tiny"
