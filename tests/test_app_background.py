@@ -116,6 +116,8 @@ def test_a_restart_reuses_the_build(first_start, small_demo_options, capsys):
         assert "reusing the demo" in capsys.readouterr().out
         ctx = again.tuneproof
         assert ctx.builder is None and ctx.models == ["base", "biased", "fair"]
+        client = Client(_launch(again), verbose=False)
+        assert client.predict(api_name="/build_status")["state"] == "none"
         assert results.stat().st_mtime_ns == before
         assert {n: (tmp / "demo" / "runs" / n / "run.json").stat().st_mtime_ns
                 for n in trained} == trained

@@ -53,6 +53,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
             probe_models = _probe_tab(ctx)
         with gr.Tab("Reports", id="reports"):
             report_parts = _reports_tab(ctx)
+        _status_api(ctx)
         if ctx.builder is not None:
             systems = [b for b in demo.blocks.values()
                        if SYSTEM_BOX in (getattr(b, "elem_classes", None) or [])]
@@ -80,6 +81,20 @@ def _system_box(ctx: AppContext) -> Any:
     # the class lets a background build fill every tab's box once the demo data exists
     return gr.Textbox(ctx.system_prompt, label="System prompt", lines=1,
                       elem_classes=[SYSTEM_BOX])
+
+
+def _status_api(ctx: AppContext) -> None:
+    def build_status() -> dict[str, Any]:
+        """The background build's state (``none`` without one) and the models served now."""
+        state = ctx.builder.status() if ctx.builder is not None else None
+        return {"state": state.state if state else "none",
+                "fraction": state.fraction if state else 1.0,
+                "message": state.message if state else "", "error": state.error if state else "",
+                "seconds": round(state.seconds, 1) if state else 0.0,
+                "models": ctx.models, "status": _status(ctx)}
+
+    gr.api(build_status, api_name="build_status", concurrency_id="status",
+           concurrency_limit=8)
 
 
 def _watch_build(ctx: AppContext, header: Any, status: Any, model_lists: list[Any],
@@ -124,16 +139,6 @@ def _watch_build(ctx: AppContext, header: Any, status: Any, model_lists: list[An
                 timer],
                api_name="build_tick", api_visibility="undocumented", show_progress="hidden",
                concurrency_id="status", concurrency_limit=8)
-
-    def build_status() -> dict[str, Any]:
-        """The background build's state and the models served now."""
-        state = ctx.builder.status()
-        return {"state": state.state, "fraction": state.fraction, "message": state.message,
-                "error": state.error, "seconds": round(state.seconds, 1),
-                "models": ctx.models, "status": _status(ctx)}
-
-    gr.api(build_status, api_name="build_status", concurrency_id="status",
-           concurrency_limit=8)
 
 
 def _settings(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
