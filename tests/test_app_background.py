@@ -170,3 +170,18 @@ def test_a_failed_build_shows_its_one_line_error_and_the_base_keeps_serving(
         assert "Traceback" not in err
     finally:
         blocks.close()
+
+
+def test_the_status_names_the_training_step_of_the_run_being_trained(tmp_path):
+    from tuneproof_app.background import training_step
+
+    partial = tmp_path / ".biased.partial"
+    partial.mkdir()
+    message = "training the biased adapter on train.jsonl"
+    assert training_step(tmp_path, message) == "starting"
+    (partial / "metrics.jsonl").write_text(
+        '{"step": 10, "epoch": 0.34, "train_loss": 2.5}\n'
+        '{"step": 15, "epoch": 0.52, "eval_loss": 0.07, "train_loss": null}\n{"step": 2')
+    assert training_step(tmp_path, message) == "step 15, epoch 0.52, train loss 2.500"
+    assert training_step(tmp_path, "training the fair adapter on the re-balanced data") == ""
+    assert training_step(tmp_path / "missing", message) == ""

@@ -98,12 +98,16 @@ class DemoBuilder:
         return self
 
     def status(self) -> BuildStatus:
-        """The current status, with the elapsed time."""
+        """The current status, with the elapsed time (and the training's step, if any)."""
         with self._lock:
             s = self._status
         if s.done:
             return s
-        return BuildStatus(s.state, s.fraction, s.message, s.error, time.monotonic() - self._t0)
+        message = s.message
+        step = training_step(self.workdir / "runs", message)
+        if step:
+            message = f"{message} ({step})"
+        return BuildStatus(s.state, s.fraction, message, s.error, time.monotonic() - self._t0)
 
     def wait(self, timeout: float | None = None) -> BuildStatus:
         """Block until the build ends or ``timeout`` seconds pass; returns the status."""
@@ -148,6 +152,29 @@ class DemoBuilder:
             self.echo(f"app: demo ready in {self.workdir} ({self.status().seconds:.0f} s); "
                       "its adapters and reports joined the app")
         self._finished.set()
+
+
+def training_step(runs_dir: Path, message: str) -> str:
+    """The last logged step of the run the build message names, while it trains ("" if none).
+
+    build_demo reports whole steps only; a training's own ``metrics.jsonl`` (in its partial
+    run folder) tells how far it got, so that a long training does not look stuck.
+    """
+    from finetune.rundir import RunDir, read_jsonl
+
+    for partial in sorted(runs_dir.glob(".*.partial")) if runs_dir.is_dir() else []:
+        name = partial.name[1:-len(".partial")]
+        if f" {name} " not in f" {message} ":
+            continue
+        rows = [r for r in read_jsonl(RunDir(partial).metrics) if r.get("step") is not None]
+        if not rows:
+            return "starting"
+        last = rows[-1]
+        loss = next((r["train_loss"] for r in reversed(rows)
+                     if r.get("train_loss") is not None), None)
+        shown = f"step {last['step']}, epoch {float(last.get('epoch') or 0):.2f}"
+        return shown + (f", train loss {float(loss):.3f}" if loss is not None else "")
+    return ""
 
 
 def _duration(seconds: float) -> str:
