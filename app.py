@@ -46,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="runs directory; adapters are served by run name (TUNEPROOF_RUNS)")
     p.add_argument("--demo-dir", default=_env("TUNEPROOF_DEMO_DIR"),
                    help="where the demo is built when --runs has no adapters "
-                        "(TUNEPROOF_DEMO_DIR; default: 'demo' beside the runs directory)")
+                        "(TUNEPROOF_DEMO_DIR; default: beside the runs directory, make demo's "
+                        "folder: demo/seed0 on tiny, demo/NAME-seed0 on another base)")
     p.add_argument("--no-demo", action="store_true",
                    help="never build the demo; serve the base alone if there are no adapters")
     p.add_argument("--results", action="append", default=None,
@@ -89,6 +90,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def default_demo_dir(runs: Path, base: str) -> Path:
+    """The folder ``make demo`` builds for ``base`` (seed 0), beside the runs directory.
+
+    One per base, so that changing the base never serves adapters trained on another.
+    """
+    name = "seed0" if base == "tiny" else f"{Path(base.rstrip('/')).name}-seed0"
+    return runs.resolve().parent / "demo" / name
+
+
 def prepare(args: argparse.Namespace) -> dict[str, Any]:
     """Find the adapters, results and held-out data the app will serve.
 
@@ -99,7 +109,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     from tuneproof_app.registry import Registry
 
     runs = Path(args.runs)
-    demo_dir = Path(args.demo_dir) if args.demo_dir else runs.resolve().parent / "demo"
+    demo_dir = Path(args.demo_dir) if args.demo_dir else default_demo_dir(runs, args.base)
     results = [Path(r) for r in args.results]
     heldout = Path(args.heldout) if args.heldout else None
     pending = None

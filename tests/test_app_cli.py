@@ -46,17 +46,28 @@ def test_build_serves_the_registry_adapters_by_name(app_runs_dir, tmp_path):
 
 
 def test_empty_runs_dir_reuses_an_existing_demo(app_runs_dir, demo_dir, tmp_path, capsys):
-    demo = tmp_path / "demo"
+    demo = tmp_path / "demo" / "seed0"  # where `make demo` builds it for tiny
     shutil.copytree(app_runs_dir, demo / "runs")
     shutil.copytree(demo_dir, demo / "data")
     (demo / "eval").mkdir()
     (demo / "eval" / "results.json").write_text("{}")
-    args = app.parse_args(["--runs", str(tmp_path / "runs")])  # empty: no adapters
+    args = app.parse_args(["--base", "tiny", "--runs", str(tmp_path / "runs")])  # no adapters
     where = app.prepare(args)
     assert "reusing the demo" in capsys.readouterr().out
+    assert where["build"] is None
     assert where["runs"] == demo / "runs"
     assert where["heldout"] == demo / "data" / "heldout.jsonl"
     assert where["results"] == [demo / "eval"]
+
+
+def test_each_base_has_its_own_demo_folder(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert app.default_demo_dir(runs, "tiny") == tmp_path / "demo" / "seed0"
+    assert app.default_demo_dir(runs, "smollm2") == tmp_path / "demo" / "smollm2-seed0"
+    assert app.default_demo_dir(runs, "/m/x.gguf") == tmp_path / "demo" / "x.gguf-seed0"
+    where = app.prepare(app.parse_args(["--base", "smollm2", "--runs", str(runs)]))
+    assert where["build"] == tmp_path / "demo" / "smollm2-seed0"
+    assert "building the demo" in capsys.readouterr().out
 
 
 def test_no_demo_serves_the_base_alone(tmp_path):
