@@ -53,9 +53,10 @@ def _wait_serving(proc, url, log_path, timeout):
 @pytest.mark.slow
 def test_start_without_adapters_serves_the_base_then_the_built_demo_and_reuses_it(
         tmp_path, tuneproof_home, built_demo):
-    shutil.copytree(built_demo, tmp_path / "demo" / "seed0")
-    shutil.rmtree(tmp_path / "demo" / "seed0" / "eval")
-    shutil.rmtree(tmp_path / "demo" / "seed0" / "runs" / "fair")  # as if the first start stopped there
+    demo = tmp_path / "demo" / "seed0"  # the app's default demo folder on tiny
+    shutil.copytree(built_demo, demo)
+    shutil.rmtree(demo / "eval")
+    shutil.rmtree(demo / "runs" / "fair")  # as if the first start stopped there
     log_path = tmp_path / "app.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -87,8 +88,8 @@ def test_start_without_adapters_serves_the_base_then_the_built_demo_and_reuses_i
     text = log_path.read_text()
     assert "building the demo" in text and "evaluating base, biased and fair" in text
     assert "demo [100%] demo ready" in text and "adapter fair joined the app" in text
-    assert (tmp_path / "demo" / "seed0" / "eval" / "results.json").is_file()
-    assert (tmp_path / "demo" / "seed0" / "runs" / "fair" / "adapter" / "adapter_config.json").is_file()
+    assert (demo / "eval" / "results.json").is_file()
+    assert (demo / "runs" / "fair" / "adapter" / "adapter_config.json").is_file()
 
     second = tmp_path / "second.log"
     with second.open("w") as log:
