@@ -216,9 +216,20 @@ class Engine:
                 raise InputError(f"{path}: cannot load adapter: {first}") from None
             self.model.eval()
             self.adapter_warnings[name] = adapter_checks.no_op_warnings(
-                self.model, self.tokenizer, name, BASE)
+                self.model, self.tokenizer, name, BASE) + self._template_warnings(name, folder)
             self.adapter_dirs[name] = folder
             self._batched = None
+
+    def _template_warnings(self, name: str, folder: Path) -> list[str]:
+        # An adapter saves the chat template it was trained with; prompts rendered with
+        # another one are not what it learned to answer.
+        saved = folder / "chat_template.jinja"
+        if not saved.is_file():
+            return []
+        if saved.read_text(encoding="utf-8") == (self.tokenizer.chat_template or ""):
+            return []
+        return [f"adapter {name!r} was trained with another chat template ({saved}) than the "
+                "one prompts are rendered with; set the same chat_template"]
 
     def _check_models(self, models: Sequence[str]) -> list[str]:
         models = list(models)

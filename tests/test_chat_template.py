@@ -101,5 +101,9 @@ def test_train_and_eval_on_a_base_without_template(gpt2_dir, tmp_path):
     assert engine.render(CONV[:2]).endswith("### User:\nWhere is my blender?\n\n### Assistant:\n")
     out = engine.generate([CONV[:2]], ["__base__", "g2"])
     assert len(out) == 1 and len(out[0]) == 2
-    custom = Engine(str(gpt2_dir), chat_template="{{ messages[-1]['content'] }} =>")
+    assert not any("chat template" in w for w in engine.adapter_warnings["g2"])
+    custom = Engine(str(gpt2_dir), {"g2": tmp_path / "runs/g2"},
+                    chat_template="{{ messages[-1]['content'] }} =>")
     assert custom.render(CONV[:2]) == "Where is my blender? =>"
+    # Rendering with another template than the adapter learned is flagged, not silent.
+    assert any("another chat template" in w for w in custom.adapter_warnings["g2"])
