@@ -220,6 +220,8 @@ def load_task(path: str | Path) -> TaskSpec:
     folder = Path(path).resolve().parent
     task.path = str(Path(path).resolve())
     task.data = resolve_path(task.data, folder)
+    if task.chat_template and task.chat_template.endswith(".jinja"):
+        task.chat_template = resolve_path(task.chat_template, folder)
     if task.baselines and task.baselines.few_shot:
         task.baselines.few_shot.train = resolve_path(task.baselines.few_shot.train, folder)
     return task

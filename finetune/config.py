@@ -19,7 +19,7 @@ from finetune.errors import UsageError, where
 from finetune.rundir import check_run_name
 from finetune.yamlspec import read_mapping, resolve_path, validate
 
-_PATH_FIELDS = ("train_data", "heldout_data", "base")
+_PATH_FIELDS = ("train_data", "heldout_data", "base", "chat_template")
 
 
 class _Section(BaseModel):
@@ -268,7 +268,10 @@ def _set(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None
 def _resolve(value: str, base_dir: Path, fallback: Path | None = None) -> str:
     from finetune.models import NAMED_BASES
 
-    return value if value in NAMED_BASES else resolve_path(value, base_dir, fallback)
+    # Named bases, the named template and inline Jinja templates are not paths.
+    if value in NAMED_BASES or value == "default" or "{{" in value or "{%" in value:
+        return value
+    return resolve_path(value, base_dir, fallback)
 
 
 def config_from_dict(data: dict[str, Any], origin: str = "<config>", text: str = "",

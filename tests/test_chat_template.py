@@ -107,3 +107,22 @@ def test_train_and_eval_on_a_base_without_template(gpt2_dir, tmp_path):
     assert custom.render(CONV[:2]) == "Where is my blender? =>"
     # Rendering with another template than the adapter learned is flagged, not silent.
     assert any("another chat template" in w for w in custom.adapter_warnings["g2"])
+
+
+def test_chat_template_paths_are_relative_to_their_yaml(tmp_path, monkeypatch):
+    from evalsuite.task import load_task
+    from finetune.config import load_config
+
+    (tmp_path / "t.jinja").write_text("{{ messages[0]['content'] }}")
+    (tmp_path / "d.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    (tmp_path / "train.yaml").write_text("train_data: d.jsonl\nchat_template: t.jinja\n")
+    (tmp_path / "task.yaml").write_text(
+        "name: t\ndata: d.jsonl\nchat_template: t.jinja\n"
+        "scorers:\n  - name: em\n    type: exact_match\n")
+    monkeypatch.chdir(tmp_path.parent)
+    assert load_config(tmp_path / "train.yaml").chat_template == str(tmp_path / "t.jinja")
+    assert load_task(tmp_path / "task.yaml").chat_template == str(tmp_path / "t.jinja")
+    inline = "{{ messages[0]['content'] }}"
+    for value in ("default", inline):
+        cfg = load_config(tmp_path / "train.yaml", [f"chat_template={value}"])
+        assert cfg.chat_template == value
