@@ -1,4 +1,7 @@
-"""The demo story, end to end, for seeds 0, 1 and 2 (README.md, "The demo story").
+"""The demo story, end to end, for seeds 0 to 4 (README.md, "The demo story").
+
+Every claim is asserted for all five seeds, with the margins measured over them (README table,
+worst case); the demo pins its thread count, so a seed repeats on a given machine.
 
 demo-data -> validate (flags the skew) -> train `biased` -> rebalance (counterfactual) ->
 train `fair` -> evalsuite with base, biased and fair; then the claims the README makes.
@@ -13,7 +16,7 @@ from evalsuite.demo_pipeline import build_demo, story
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_demo_story(seed, tmp_path_factory, request):
     # Seed 0 is the session's `built_demo` (the app's end-to-end test uses it too), so CI
     # trains it once; its steps are reused here, and the progress still reports every step.
