@@ -208,8 +208,9 @@ eval:
   patience: 0
 seed: {seed}
 # The exact result of a seed depends on the summation order, so on the thread count: pinned,
-# the figures repeat on any machine with the same kernels (the README reports them).
-threads: 2
+# the figures repeat on any machine with the same kernels (the README reports them). One
+# thread, because two spin-wait for each other when another job shares the cores.
+threads: 1
 # `finetune sweep train.yaml --trials 8` searches this space (ignored by `finetune train`):
 sweep:
   params:
