@@ -60,9 +60,10 @@ def run_ours(train_path: Path, heldout_path: Path, args: argparse.Namespace, tmp
     from finetune.rundir import RunDir
 
     run = RunDir(run_dir).read_info()
-    # train_time_s / train_cpu_time_s cover trainer.train() only, as for TRL below.
-    return {"tokens": run["train_tokens"], "wall": run["train_time_s"],
-            "cpu": run["train_cpu_time_s"],
+    # The training loop only, as for TRL below: trainer.train() minus the evaluations that
+    # run inside it (TRL's runs none; ours runs one at the last step, eval_strategy "steps").
+    return {"tokens": run["train_tokens"], "wall": run["train_tokens"] / run["tokens_per_s"],
+            "cpu": run["train_tokens"] / run["tokens_per_cpu_s"],
             "loss": run["final_eval_loss"], "steps": run["global_step"]}
 
 
