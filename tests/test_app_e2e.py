@@ -51,6 +51,7 @@ def _wait_serving(proc, url, log_path, timeout):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # may pay for the shared built_demo fixture (the whole tiny demo)
 def test_start_without_adapters_serves_the_base_then_the_built_demo_and_reuses_it(
         tmp_path, tuneproof_home, built_demo):
     demo = tmp_path / "demo" / "seed0"  # the app's default demo folder on tiny
