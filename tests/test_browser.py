@@ -1,53 +1,24 @@
 """A real browser (Debian chromium, headless) drives the app: Compare, then an Arena vote."""
 
 import os
-import shutil
-import time
 from pathlib import Path
 
 import pytest
+from browser_util import HAVE_CHROMIUM, MISSING, chromium, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
 SHOTS = Path(os.environ.get("TUNEPROOF_SCREENSHOTS", "")) if os.environ.get(
     "TUNEPROOF_SCREENSHOTS") else None
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
-                       reason="needs Debian chromium and chromedriver: "
-                              "apt-get install chromium chromium-driver (make browser-deps)"),
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason=MISSING),
 ]
 
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'ud'}",
-                "--window-size=1400,1500"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    yield driver
-    driver.quit()
-
-
-def _wait(predicate, timeout=60.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            value = predicate()
-        except Exception:  # the DOM may be re-rendering  # noqa: BLE001
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    with chromium(tmp_path / "ud", 1400, 1500) as driver:
+        yield driver
 
 
 def _shot(driver, tmp_path, name):
@@ -64,7 +35,7 @@ def test_compare_three_columns_then_arena_vote(launch_app, browser, tmp_path):
     url, blocks = launch_app()
     store = blocks.tuneproof.store
     browser.get(url)
-    box = _wait(lambda: browser.find_element(By.CSS_SELECTOR, "#compare-message textarea"),
+    box = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#compare-message textarea"),
                 what="the Compare message box")
     message = "Hi, I'm Mary. I need a laptop under $50."
     box.send_keys(message)
@@ -82,7 +53,7 @@ def test_compare_three_columns_then_arena_vote(launch_app, browser, tmp_path):
                     cols.append(bots[0].text)
         return cols if len(cols) == 3 else None
 
-    answers = _wait(filled_columns, what="three filled Compare columns")
+    answers = wait_for(filled_columns, what="three filled Compare columns")
     assert all(a.strip() for a in answers)  # a blank answer shows a visible placeholder
     labels = [browser.find_element(By.CSS_SELECTOR, f"#compare-chat-{j}").text.split("\n")[0]
               for j in range(3)]
@@ -92,15 +63,15 @@ def test_compare_three_columns_then_arena_vote(launch_app, browser, tmp_path):
     tab = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button[role=tab]")
                if b.text.strip() == "Arena")
     tab.click()
-    prompt = _wait(lambda: browser.find_element(By.CSS_SELECTOR, "#arena-prompt textarea"),
+    prompt = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#arena-prompt textarea"),
                    what="the Arena prompt box")
     prompt.send_keys("Hi, I'm James. Where is my camera order?")
     browser.find_element(By.CSS_SELECTOR, "#arena-deal").click()
-    _wait(lambda: "Vote to reveal" in browser.find_element(By.ID, "arena-status").text,
+    wait_for(lambda: "Vote to reveal" in browser.find_element(By.ID, "arena-status").text,
           what="a dealt arena round")
     assert store.count() == 0
     browser.find_element(By.CSS_SELECTOR, "#arena-vote-left").click()
-    reveal = _wait(lambda: browser.find_element(By.ID, "arena-reveal").text or None,
+    reveal = wait_for(lambda: browser.find_element(By.ID, "arena-reveal").text or None,
                    what="the reveal after voting")
     [vote] = store.votes()
     assert f"Left was {vote.model_left}" in reveal and vote.verdict == "left"
@@ -126,7 +97,7 @@ def test_first_start_serves_the_base_then_the_demo_adapters_join_without_reload(
     shots = []
     try:
         browser.get(url)
-        status = _wait(lambda: browser.find_element(By.ID, "build-status").text,
+        status = wait_for(lambda: browser.find_element(By.ID, "build-status").text,
                        what="the build status line")
         assert "Building the demo adapters" in status
 
@@ -138,24 +109,24 @@ def test_first_start_serves_the_base_then_the_demo_adapters_join_without_reload(
         box = browser.find_element(By.CSS_SELECTOR, "#compare-message textarea")
         box.send_keys("Hi, I'm Mary. I need a laptop under $50.")
         browser.find_element(By.CSS_SELECTOR, "#compare-send").click()
-        _wait(lambda: "tok/s" in browser.find_element(By.ID, "compare-stats-0").text,
+        wait_for(lambda: "tok/s" in browser.find_element(By.ID, "compare-stats-0").text,
               what="the base's answer")
         shots.append(_shot(browser, tmp_path, "first_start_building.png"))
 
         gate.set()  # now let the demo build, and watch the same page
-        _wait(lambda: choices() == ["base", "biased", "fair"], timeout=900,
+        wait_for(lambda: choices() == ["base", "biased", "fair"], timeout=900,
               what="the demo adapters in the Compare model list")
-        _wait(lambda: "Demo ready" in browser.find_element(By.ID, "build-status").text,
+        wait_for(lambda: "Demo ready" in browser.find_element(By.ID, "build-status").text,
               timeout=60, what="the ready status")
         system = browser.find_element(By.CSS_SELECTOR, ".tp-system textarea")
-        _wait(lambda: system.get_attribute("value") == blocks.tuneproof.system_prompt != "",
+        wait_for(lambda: system.get_attribute("value") == blocks.tuneproof.system_prompt != "",
               what="the demo's system prompt filled in")
         shots.append(_shot(browser, tmp_path, "first_start_ready.png"))
         fair = next(b for b in browser.find_elements(By.CSS_SELECTOR, "#compare-models label")
                     if b.text.strip() == "fair")
         fair.click()
         browser.find_element(By.CSS_SELECTOR, "#compare-send").click()
-        _wait(lambda: "tok/s" in browser.find_element(By.ID, "compare-stats-1").text,
+        wait_for(lambda: "tok/s" in browser.find_element(By.ID, "compare-stats-1").text,
               what="the fair adapter's answer")
         label = browser.find_element(By.CSS_SELECTOR, "#compare-chat-1").text.split("\n")[0]
         assert label == "fair"

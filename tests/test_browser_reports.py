@@ -10,22 +10,20 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
+from browser_util import HAVE_CHROMIUM, chromium, wait_for
 
 from evalsuite.verdict import verdicts
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
 PDFTOPPM = shutil.which("pdftoppm")
 WIDTH, HEIGHT = 1400, 900
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER.exists() or not PDFTOPPM,
+    pytest.mark.skipif(not HAVE_CHROMIUM or not PDFTOPPM,
                        reason="needs Debian chromium, chromedriver and pdftoppm: apt-get install "
                               "chromium chromium-driver poppler-utils (make browser-deps)"),
 ]
@@ -41,33 +39,9 @@ def shots(tmp_path):
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'ud'}",
-                f"--window-size={WIDTH},{HEIGHT}", "--hide-scrollbars"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_window_size(WIDTH, HEIGHT)
-    yield driver
-    driver.quit()
-
-
-def _wait(predicate, timeout=60.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            value = predicate()
-        except Exception:  # the DOM may be re-rendering  # noqa: BLE001
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    with chromium(tmp_path / "ud", WIDTH, HEIGHT, "--hide-scrollbars") as driver:
+        driver.set_window_size(WIDTH, HEIGHT)
+        yield driver
 
 
 def _visible_box(driver, element) -> dict:
@@ -90,10 +64,11 @@ def test_reports_tab_verdict_chart_and_printed_report(launch_app, built_demo, br
     browser.execute_cdp_cmd("Browser.setDownloadBehavior",
                             {"behavior": "allow", "downloadPath": str(downloads)})
     browser.get(url)
-    tab = _wait(lambda: next(b for b in browser.find_elements(By.CSS_SELECTOR, "button[role=tab]")
-                             if b.text.strip() == "Reports"), what="the Reports tab")
+    tab = wait_for(lambda: next(b for b in browser.find_elements(By.CSS_SELECTOR,
+                                                                  "button[role=tab]")
+                                if b.text.strip() == "Reports"), what="the Reports tab")
     tab.click()
-    card = _wait(lambda: browser.find_element(By.CSS_SELECTOR, "#reports-verdict .verdict"),
+    card = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#reports-verdict .verdict"),
                  what="the verdict card")
     lines = [li.text for li in card.find_elements(By.TAG_NAME, "li")]
     # the card names each adapter with its outcome, as generated from results.json
@@ -109,12 +84,12 @@ def test_reports_tab_verdict_chart_and_printed_report(launch_app, built_demo, br
     chart.screenshot(str(paths["chart"]))
 
     browser.find_element(By.CSS_SELECTOR, "#reports-download-html").click()
-    page = _wait(lambda: next((p for p in downloads.glob("*.html")), None), timeout=30,
+    page = wait_for(lambda: next((p for p in downloads.glob("*.html")), None), timeout=30,
                  what="the downloaded report.html")
     text = page.read_text(encoding="utf-8")
     assert "<script" not in text and all(v.model in text for v in expected)
     browser.find_element(By.CSS_SELECTOR, "#reports-download-zip").click()
-    bundle = _wait(lambda: next((p for p in downloads.glob("*.zip")), None), timeout=30,
+    bundle = wait_for(lambda: next((p for p in downloads.glob("*.zip")), None), timeout=30,
                    what="the downloaded bundle")
     with zipfile.ZipFile(bundle) as z:
         names = set(z.namelist())
@@ -130,9 +105,9 @@ def test_reports_tab_verdict_chart_and_printed_report(launch_app, built_demo, br
                     str(paths["pdf"]), str(stem)], check=True, timeout=60)
     # Compare: one click puts the pair that shows the bias side by side
     browser.get(url)
-    _wait(lambda: browser.find_element(By.CSS_SELECTOR, "#compare-bias"),
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#compare-bias"),
           what="the Show me the bias button").click()
-    table = _wait(lambda: browser.find_element(By.CSS_SELECTOR, "#compare-bias-table table"),
+    table = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#compare-bias-table table"),
                   timeout=120, what="the bias pair's answers")
     assert len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == 2
     assert "other name" in table.text and "biased" in table.text
