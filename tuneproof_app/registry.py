@@ -68,8 +68,14 @@ class Registry:
         Raises:
             UsageError: ``name`` looks like a path, or no run of that name exists.
         """
-        check_name(name, self.names())
-        return self._adapters[name]
+        adapters = self._adapters  # read once: a refresh() may swap the dict meanwhile
+        check_name(name, sorted(adapters))
+        return adapters[name]
+
+    def adapters(self) -> list[Adapter]:
+        """Every adapter, sorted by name, from one snapshot of the registry."""
+        adapters = self._adapters
+        return [adapters[n] for n in sorted(adapters)]
 
     def __len__(self) -> int:
         return len(self._adapters)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -187,17 +188,22 @@ def downloads(result_dir: Path, results: dict[str, Any],
         out.mkdir(parents=True, exist_ok=True)
         if page.is_file():
             atomic_write_text(html_copy, page.read_text(encoding="utf-8"))
-        tmp = bundle.with_suffix(".zip.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for name in EVAL_FILES:
-                if (result_dir / name).is_file():
-                    z.write(result_dir / name, name)
-            for name, m in (results.get("models") or {}).items():
-                run_dir = Path(m["run_dir"]) if m.get("run_dir") else None
-                for f in RUN_FILES:
-                    if run_dir is not None and (run_dir / f).is_file():
-                        z.write(run_dir / f, f"runs/{name}/{f}")
-        tmp.replace(bundle)
+        # A temp name of its own per request: two Reports requests may build the same bundle.
+        fd, tmp = tempfile.mkstemp(prefix=".tuneproof-report.", suffix=".zip", dir=out)
+        try:
+            with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as z:
+                for name in EVAL_FILES:
+                    if (result_dir / name).is_file():
+                        z.write(result_dir / name, name)
+                for name, m in (results.get("models") or {}).items():
+                    run_dir = Path(m["run_dir"]) if m.get("run_dir") else None
+                    for f in RUN_FILES:
+                        if run_dir is not None and (run_dir / f).is_file():
+                            z.write(run_dir / f, f"runs/{name}/{f}")
+            os.replace(tmp, bundle)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return (str(html_copy) if html_copy.is_file() else None, str(bundle))
 
 
@@ -240,8 +246,9 @@ def data_report_markdown(report: dict[str, Any]) -> str:
 def curves(registry: Registry) -> pd.DataFrame:
     """Training curves of every run, long format: run, step, metric, value, series."""
     rows = []
-    for name in registry.names():
-        for rec in RunDir(registry.get(name).run_dir).read_metrics():
+    for adapter in registry.adapters():
+        name = adapter.name
+        for rec in RunDir(adapter.run_dir).read_metrics():
             for metric in CURVE_METRICS:
                 value = rec.get(metric)
                 if isinstance(value, int | float) and rec.get("step") is not None:
@@ -254,5 +261,5 @@ def run_summary(registry: Registry) -> pd.DataFrame:
     """One row per run with the run.json facts worth comparing."""
     keys = ("base", "method", "trainable_params", "total_params", "wall_time_s", "tokens_per_s",
             "best_step", "stopped_early", "peak_memory_bytes")
-    rows = [{"run": n, **{k: registry.get(n).run.get(k) for k in keys}} for n in registry.names()]
+    rows = [{"run": a.name, **{k: a.run.get(k) for k in keys}} for a in registry.adapters()]
     return pd.DataFrame(rows, columns=["run", *keys])
