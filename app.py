@@ -142,6 +142,7 @@ def build(args: argparse.Namespace, **demo_options: Any) -> Any:
     from evalsuite.engine import Engine
     from tuneproof_app import create_app
     from tuneproof_app.background import DemoBuilder
+    from tuneproof_app.context import load_adapters
     from tuneproof_app.registry import Registry
 
     if args.threads:
@@ -150,11 +151,12 @@ def build(args: argparse.Namespace, **demo_options: Any) -> Any:
         torch.set_num_threads(args.threads)
     where = prepare(args)
     registry = Registry(where["runs"])
-    adapters = {name: registry.get(name).adapter_dir for name in registry.names()}
+    engine = Engine(args.base, device=args.device, max_new_tokens_cap=max(args.max_new_tokens, 1))
+    # The same skip-and-warn path as the background join: one refused run (say, trained on
+    # another base) is left out with a warning instead of stopping the app.
+    adapters = load_adapters(engine, registry)
     print(f"app: base {args.base}; adapters {', '.join(adapters) or '(none yet)'} from "
           f"{where['runs']}", flush=True)
-    engine = Engine(args.base, adapters, device=args.device,
-                    max_new_tokens_cap=max(args.max_new_tokens, 1))
     builder = None
     if where["build"] is not None:
         builder = DemoBuilder(where["build"], args.base, **demo_options)

@@ -45,6 +45,21 @@ def test_build_serves_the_registry_adapters_by_name(app_runs_dir, tmp_path):
         n: str(app_runs_dir / n / "adapter") for n in ("biased", "fair")}
 
 
+def test_one_adapter_of_another_base_is_skipped_not_fatal(app_runs_dir, tmp_path, caplog):
+    from test_adapter_checks import _run_dir
+
+    runs = tmp_path / "runs"
+    shutil.copytree(app_runs_dir, runs)
+    _run_dir(runs / "wide", hidden_size=64, intermediate_size=128)  # another base's adapter
+    args = app.parse_args(["--base", "tiny", "--runs", str(runs), "--no-demo", "--votes",
+                           str(tmp_path / "v.sqlite")])
+    with caplog.at_level("WARNING", logger="tuneproof_app"):
+        blocks = app.build(args)
+    assert blocks.tuneproof.models == ["base", "biased", "fair"]
+    warned = [r.getMessage() for r in caplog.records if "wide" in r.getMessage()]
+    assert len(warned) == 1 and "not served" in warned[0] and "not trained" in warned[0]
+
+
 def test_empty_runs_dir_reuses_an_existing_demo(app_runs_dir, demo_dir, tmp_path, capsys):
     demo = tmp_path / "demo" / "seed0"  # where `make demo` builds it for tiny
     shutil.copytree(app_runs_dir, demo / "runs")

@@ -103,3 +103,45 @@ def test_every_event_has_an_explicit_api_name(app_engine, app_runs_dir, demo_dir
     model_events = {fn.api_name: fn.concurrency_id for fn in ours}
     assert model_events["compare"] == model_events["probe"] == model_events["arena_round"]
     assert blocks._queue.max_size == 64
+
+
+def test_concurrent_downloads_build_one_valid_bundle(tmp_path):
+    import zipfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tuneproof_app.reports import downloads
+
+    result = tmp_path / "eval"
+    result.mkdir()
+    (result / "results.json").write_text('{"models": {}}')
+    (result / "report.md").write_text("# report\n" * 2000)
+    work = tmp_path / "work"
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda _: downloads(result, {"models": {}}, work), range(16)))
+    bundles = {b for _, b in outs}
+    assert len(bundles) == 1
+    with zipfile.ZipFile(bundles.pop()) as z:
+        assert sorted(z.namelist()) == ["report.md", "results.json"]
+        assert z.testzip() is None
+    leftovers = [p.name for p in work.rglob("*") if p.is_file() and p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_load_adapters_skips_any_failure_and_loads_the_rest(app_runs_dir, caplog):
+    from tuneproof_app.context import load_adapters
+
+    class Engine:
+        def __init__(self):
+            self.loaded = []
+
+        def add_adapter(self, name, path):
+            if name == "biased":
+                raise RuntimeError("CUDA out of memory\nmore detail")
+            self.loaded.append(name)
+
+    engine = Engine()
+    with caplog.at_level("WARNING", logger="tuneproof_app"):
+        assert load_adapters(engine, Registry(app_runs_dir)) == ["fair"]
+    assert engine.loaded == ["fair"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "adapter biased not served: CUDA out of memory"]

@@ -28,6 +28,29 @@ MAX_ADAPTERS = 3
 """Compare shows the base and at most this many adapters side by side."""
 
 
+def load_adapters(engine: Any, registry: Registry, skip: Sequence[str] = ()) -> list[str]:
+    """Load the registry's adapters into ``engine``, skipping (with a warning) any it refuses.
+
+    The one path adapters join an engine by, at start-up and during a background build: one
+    bad run (another base, a broken folder) never stops the app or the other adapters.
+
+    Returns:
+        The names loaded.
+    """
+    added = []
+    for adapter in registry.adapters():
+        if adapter.name in skip:
+            continue
+        try:
+            engine.add_adapter(adapter.name, adapter.adapter_dir)
+        except Exception as err:  # noqa: BLE001 - any failure skips this adapter only
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            log.warning("adapter %s not served: %s", adapter.name, msg)
+            continue
+        added.append(adapter.name)
+    return added
+
+
 @dataclass
 class AppContext:
     """Shared state of one app.
@@ -84,15 +107,8 @@ class AppContext:
             added = []
             if self.registry is not None:
                 self.registry.refresh()
-                for name in self.registry.names():
-                    if name in self.adapters:
-                        continue
-                    try:
-                        self.engine.add_adapter(name, self.registry.get(name).adapter_dir)
-                    except TuneproofError as err:
-                        log.warning("adapter %s not served: %s", name, err)
-                        continue
-                    added.append(name)
+                added = load_adapters(self.engine, self.registry, skip=self.adapters)
+                for name in added:
                     print(f"app: adapter {name} joined the app "
                           f"(from {self.registry.runs_dir})", flush=True)
             if not self.examples and self.heldout is not None and self.heldout.is_file():
