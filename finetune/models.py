@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.errors import InputError
+from finetune.errors import InputError, first_line
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 NAMED_BASES = ("tiny", "smollm2")
@@ -127,7 +127,7 @@ def load_tokenizer(
     try:
         tok = AutoTokenizer.from_pretrained(base.path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
-        raise InputError(f"{ref}: cannot load tokenizer: {str(err).splitlines()[0]}") from None
+        raise InputError(f"{ref}: cannot load tokenizer: {first_line(err)}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -192,7 +192,7 @@ def load_base(
     try:
         model = AutoModelForCausalLM.from_pretrained(base.path, **kwargs)
     except (OSError, ValueError, ImportError) as err:
-        raise InputError(f"{ref}: cannot load model: {str(err).splitlines()[0]}") from None
+        raise InputError(f"{ref}: cannot load model: {first_line(err)}") from None
     if not quantize_4bit:
         model.to(dev)
     if model.generation_config.pad_token_id is None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from finetune.errors import InputError, UsageError, where
+from finetune.errors import InputError, UsageError, first_line, where
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[Any, ...]
@@ -50,7 +50,7 @@ def read_mapping(path: str | Path) -> tuple[dict[str, Any], str]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        problem = getattr(err, "problem", None) or first_line(err)
         raise InputError(where(path, line, None, f"invalid YAML: {problem}")) from None
     if data is None:
         data = {}

@@ -126,3 +126,35 @@ def test_chat_template_paths_are_relative_to_their_yaml(tmp_path, monkeypatch):
     for value in ("default", inline):
         cfg = load_config(tmp_path / "train.yaml", [f"chat_template={value}"])
         assert cfg.chat_template == value
+
+
+def test_broken_template_is_one_line_error(tiny_dir, tmp_path):
+    """A Jinja syntax error is caught when the template is set: exit 2, one line, file and line,
+    from both `finetune train` and `evalsuite run` (not a traceback at the first render)."""
+    from finetune.demo import DemoConfig, write_demo
+    from finetune.errors import first_line
+
+    broken = tmp_path / "broken.jinja"
+    broken.write_text("{% for m in messages %}\n{{ m['content'] }\n{% endfor %}")
+    with pytest.raises(InputError, match=r"broken\.jinja:2: chat_template: Jinja syntax error"):
+        from transformers import AutoTokenizer
+
+        set_chat_template(AutoTokenizer.from_pretrained(tiny_dir), str(broken))
+    assert first_line(ValueError("")) == "ValueError"
+    assert first_line(ValueError("\n  two\nthree")) == "two"
+    paths = write_demo(tmp_path / "data", DemoConfig(n_train=20, n_heldout_pairs=5))
+    task = paths["task_yaml"].with_name("broken_task.yaml")
+    task.write_text(paths["task_yaml"].read_text() + "chat_template: '{% if x %}'\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    commands = (
+        ["finetune", "train", str(paths["train_yaml"]), f"base={tiny_dir}", "name=bad",
+         f"chat_template={broken}", "--runs-dir", str(tmp_path / "runs")],
+        ["evalsuite", "run", str(task), "--base", str(tiny_dir), "--out", str(tmp_path / "out")],
+    )
+    for cmd, place in zip(commands, ("broken.jinja:2:", "chat_template:1:"), strict=True):
+        proc = subprocess.run([sys.executable, "-m", *cmd], env=env, capture_output=True,
+                              text=True, timeout=600, cwd=tmp_path)
+        errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr and len(errors) == 1, proc.stderr[-3000:]
+        assert "Jinja syntax error" in errors[0] and place in errors[0]

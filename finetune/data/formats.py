@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune.errors import InputError, where
+from finetune.errors import InputError, first_line, where
 
 FORMATS = ("chat", "prompt_completion", "instruction")
 # The template for bases that ship none (GPT-2-style base models): plain-text role headers a
@@ -159,7 +159,7 @@ def _root_cause(err: BaseException) -> str:
     while (inner := err.__cause__ or err.__context__) is not None and id(inner) not in seen:
         seen.add(id(inner))
         err = inner
-    return (str(err).splitlines() or [type(err).__name__])[0]
+    return first_line(err)
 
 
 def _iter_hub(dataset_id: str) -> Iterator[Row]:
@@ -203,7 +203,8 @@ def set_chat_template(tokenizer: Any, choice: str | None = None) -> str | None:
         A one-line notice when the default replaced a missing template, else None.
 
     Raises:
-        InputError: an unreadable ``.jinja`` file or a value that is none of the above.
+        InputError: an unreadable ``.jinja`` file, a template with a Jinja syntax error, or a
+            value that is none of the above.
     """
     if choice is None:
         if getattr(tokenizer, "chat_template", None):
@@ -216,15 +217,40 @@ def set_chat_template(tokenizer: Any, choice: str | None = None) -> str | None:
         tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
     elif choice.endswith(".jinja"):
         try:
-            tokenizer.chat_template = Path(choice).expanduser().read_text(encoding="utf-8")
+            text = Path(choice).expanduser().read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise InputError(where(choice, None, "chat_template", f"unreadable: {err}")) from None
+        _check_jinja(text, choice)
+        tokenizer.chat_template = text
     elif "{{" in choice or "{%" in choice:
+        _check_jinja(choice, "chat_template")
         tokenizer.chat_template = choice
     else:
         raise InputError(where("chat_template", None, None, f"{choice!r}: expected 'default', "
                                "a .jinja file, or a Jinja template"))
     return None
+
+
+def _check_jinja(text: str, origin: str) -> None:
+    """Parse a chat template now, so a syntax error is a one-line error, not a later traceback."""
+    import jinja2
+    from jinja2.ext import Extension, loopcontrols
+
+    class _Generation(Extension):
+        # transformers' templates may mark answers with {% generation %}; parse it as a block.
+        tags = {"generation"}
+
+        def parse(self, parser: Any) -> Any:
+            next(parser.stream)
+            return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+    env = jinja2.Environment(extensions=[loopcontrols, _Generation])
+    try:
+        env.parse(text)
+    except jinja2.TemplateSyntaxError as err:
+        field = "chat_template" if origin != "chat_template" else None
+        raise InputError(where(origin, err.lineno, field,
+                               f"Jinja syntax error: {first_line(err)}")) from None
 
 
 def detect_format(row: dict[str, Any]) -> str | None:
