@@ -111,6 +111,15 @@ class RunDir:
         return cls(Path(runs_dir) / f".{name}.partial")
 
     @classmethod
+    def partials(cls, runs_dir: str | Path) -> dict[str, RunDir]:
+        """The runs under ``runs_dir`` still being built, by run name, sorted by name."""
+        runs_dir = Path(runs_dir)
+        if not runs_dir.is_dir():
+            return {}
+        names = (p.name[1:-len(".partial")] for p in runs_dir.glob(".*.partial") if p.is_dir())
+        return {n: cls.partial(runs_dir, n) for n in sorted(names) if is_run_name(n)}
+
+    @classmethod
     def containing(cls, *folders: str | Path, metrics_only: bool = False) -> RunDir | None:
         """The first of ``folders`` that is a run directory (holds ``run.json``), or None.
 

@@ -162,11 +162,10 @@ def training_step(runs_dir: Path, message: str) -> str:
     """
     from finetune.rundir import RunDir, read_jsonl
 
-    for partial in sorted(runs_dir.glob(".*.partial")) if runs_dir.is_dir() else []:
-        name = partial.name[1:-len(".partial")]
+    for name, partial in RunDir.partials(runs_dir).items():
         if f" {name} " not in f" {message} ":
             continue
-        rows = [r for r in read_jsonl(RunDir(partial).metrics) if r.get("step") is not None]
+        rows = [r for r in read_jsonl(partial.metrics) if r.get("step") is not None]
         if not rows:
             return "starting"
         last = rows[-1]
