@@ -204,19 +204,29 @@ class Engine:
         adapter_checks.check_trained_on_base(self.model, self.base_ref, folder, label)
 
         with self._lock:
+            first = not self.adapter_dirs
             try:
-                if not self.adapter_dirs:
+                if first:
                     self.model = PeftModel.from_pretrained(
                         self.model, str(folder), adapter_name=name, is_trainable=False
                     )
                 else:
                     self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
             except (OSError, ValueError, KeyError, RuntimeError) as err:
-                first = first_line(err)
-                raise InputError(f"{path}: cannot load adapter: {first}") from None
+                raise InputError(f"{path}: cannot load adapter: {first_line(err)}") from None
             self.model.eval()
-            self.adapter_warnings[name] = adapter_checks.no_op_warnings(
-                self.model, self.tokenizer, name, BASE) + self._template_warnings(name, folder)
+            try:
+                warnings = adapter_checks.no_op_warnings(
+                    self.model, self.tokenizer, name, BASE) + self._template_warnings(name, folder)
+            except Exception as err:
+                # Take the adapter out again, so the model matches adapter_dirs and a retry
+                # under the same name can load it.
+                if first:
+                    self.model = self.model.unload()
+                else:
+                    self.model.delete_adapter(name)
+                raise InputError(f"{path}: cannot check adapter: {first_line(err)}") from None
+            self.adapter_warnings[name] = warnings
             self.adapter_dirs[name] = folder
             self._batched = None
 
@@ -326,7 +336,8 @@ class Engine:
     @property
     def uses_batched_lora(self) -> bool:
         """Whether mixed batches run the stacked fast path (else PEFT's loop)."""
-        self._mixed([BASE])
+        with self._lock:  # _mixed builds self._batched on first use
+            self._mixed([BASE])
         return bool(self.batched_lora and self.is_peft and self._batched)
 
     def _cut(self, tokens: list[int]) -> tuple[list[int], int]:

@@ -160,3 +160,26 @@ def test_run_dir_resolves_to_its_adapter_folder(lora_adapters, tmp_path):
     assert resolve_adapter_dir(lora_adapters["a"]) == lora_adapters["a"]
     with pytest.raises(InputError, match="not an adapter folder"):
         resolve_adapter_dir(tmp_path)
+
+
+def test_add_adapter_is_undone_when_its_checks_fail(lora_adapters, monkeypatch):
+    """A failing check leaves the engine as it was: a retry under the same name loads."""
+    from evalsuite import adapter_checks
+
+    eng = Engine("tiny")
+    real = adapter_checks.no_op_warnings
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("")
+
+    for name in ("a", "b"):  # the first adapter wraps the base; the second joins it
+        monkeypatch.setattr(adapter_checks, "no_op_warnings", broken)
+        with pytest.raises(InputError, match="cannot check adapter: RuntimeError"):
+            eng.add_adapter(name, lora_adapters[name])
+        assert name not in eng.model_names
+        assert name not in getattr(eng.model, "peft_config", {})
+        monkeypatch.setattr(adapter_checks, "no_op_warnings", real)
+        eng.add_adapter(name, lora_adapters[name])
+        assert eng.model_names[-1] == name
+    out = eng.generate(_prompts(1), [BASE, "a", "b"], GenerationConfig(max_new_tokens=2))
+    assert [r.model for r in out[0]] == [BASE, "a", "b"]
