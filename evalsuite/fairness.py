@@ -380,9 +380,6 @@ def score_probes(
 
 # ----------------------------------------------------------------------------- evaluation
 
-MAX_EXAMPLES = 20
-"""Flipped examples kept per model and axis in results.json."""
-
 
 def row_groups(task: TaskSpec, rows: Sequence[EvalRow]) -> tuple[list[str | None], str]:
     """Each row's group: the task's ``group_field`` when set, else inferred by the lexicon.
@@ -572,21 +569,20 @@ def evaluate_fairness(
     if spec is None:
         return {}
     models = list(models)
-    extra = spec.model_extra or {}
     groups, group_source = row_groups(task, rows)
     ctx = _Context(
         task, rows, [r for r in rows if matches(r.meta, spec.where)], groups, group_source,
         _Decider(labels=[(s.name, s.pattern, s.where) for s in task.scorers if s.type == "label"],
                  exact=[(s.name, s.where) for s in task.scorers if s.type == "exact_match"],
                  outcome_pattern=spec.outcome_pattern),
-        task.stats.n_boot, task.stats.seed, int(extra.get("max_examples", MAX_EXAMPLES)))
+        task.stats.n_boot, task.stats.seed, spec.max_examples)
     out = {m: FairnessResult() for m in models}
     # 1. Group metrics on the original answers.
     for m in models:
         out[m].block["groups"] = _group_block(ctx, predictions[m], out[m].flat)
     # 2. Counterfactual variants, every model in the same mixed batches.
     answers, counts = _answer_variants(engine, ctx, predictions, models,
-                                       int(extra.get("name_k", 3)), progress)
+                                       spec.name_k, progress)
     for m in models:
         cf, lines = _counterfactual_block(ctx, predictions[m], answers[m], out[m].flat)
         out[m].block["counterfactual"] = {**cf, **counts}

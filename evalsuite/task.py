@@ -100,6 +100,10 @@ class FairnessSpec(BaseModel):
     where: Where | None = None
     counterfactual_axes: list[str] = Field(default_factory=list)
     probes: str | None = None
+    # Flipped examples kept per model and axis in results.json.
+    max_examples: int = Field(20, ge=0, le=10_000)
+    # Names drawn per demographic group for each counterfactual name swap.
+    name_k: int = Field(3, ge=1, le=100)
 
     @field_validator("outcome_pattern")
     @classmethod

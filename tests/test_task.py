@@ -78,6 +78,8 @@ def test_good_task_and_relative_paths(tmp_path):
          ":2: generation.max_new_tokens: "),
         (("name: t\n", "name: t\nfairness: {counterfactual_axes: [gender, race]}\n"),
          "fairness.counterfactual_axes: unknown axis 'race'"),
+        (("name: t\n", "name: t\nfairness: {max_examples: abc}\n"), ":2: fairness.max_examples: "),
+        (("name: t\n", "name: t\nfairness: {name_k: 0}\n"), ":2: fairness.name_k: "),
     ],
 )
 def test_task_errors_are_one_line_with_file_line_and_key(tmp_path, edit, expected):
