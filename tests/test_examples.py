@@ -77,3 +77,18 @@ def test_app_marks_held_out_answers_and_shows_the_bias(launch_app, demo_dir):
     why, original, variant = examples.bias_pair(ctx)
     assert message == original and why in table
     assert table.count("<tr>") == 3 and "reference: <code>" in table  # header + the pair
+
+
+def test_app_examples_come_from_the_one_held_out_reader(demo_dir):
+    from tuneproof_app import load_examples
+
+    path = demo_dir / "heldout.jsonl"
+    convs = load_examples(path, limit=5)
+    items = examples.load_heldout(path, limit=5)
+    assert len(convs) == len(items) == 5
+    for conv, item in zip(convs, items, strict=True):
+        assert conv[-1] == {"role": "user", "content": conv[-1]["content"]}
+        assert conv[-1]["content"].strip() == item.text
+        assert next((m["content"] for m in conv if m["role"] == "system"), "") == item.system
+    convs[0][-1]["content"] = "edited"  # the caller's copy: the cached rows stay as read
+    assert load_examples(path, limit=5)[0][-1]["content"] != "edited"

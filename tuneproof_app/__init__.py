@@ -11,8 +11,6 @@ from typing import Any
 
 import gradio as gr
 
-from finetune.data.formats import RowError, iter_rows, split_prompt, to_messages
-
 QUEUE_SIZE = 64
 CONCURRENCY = 4
 """Default concurrency of cheap events (votes, reports); model events run one at a time."""
@@ -20,20 +18,10 @@ CONCURRENCY = 4
 
 def load_examples(path: str | Path | None, limit: int = 500) -> list[list[dict[str, str]]]:
     """Prompt conversations (no final assistant turn) from a held-out data file."""
-    if path is None or not Path(path).is_file():
-        return []
-    out = []
-    for row in iter_rows(path):
-        if row.problems:
-            continue
-        try:
-            prompt, _ = split_prompt(to_messages(row.data))
-        except RowError:
-            continue
-        out.append(prompt)
-        if len(out) >= limit:
-            break
-    return out
+    from tuneproof_app.examples import load_heldout
+
+    # Fresh dicts: the held-out rows are cached and the caller may edit its examples.
+    return [[dict(m) for m in item.prompt] for item in load_heldout(path, limit)]
 
 
 def create_app(

@@ -18,6 +18,7 @@ from evalsuite.labels import extract
 from finetune.data.formats import RowError, iter_rows, split_prompt, to_messages
 from finetune.errors import UsageError
 from tuneproof_app.context import AppContext
+from tuneproof_app.reports import find_results
 
 PER_GROUP = 4
 SAME_REQUEST = "Same request, other name"
@@ -33,6 +34,8 @@ class HeldOut:
     system: str
     reference: str
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    prompt: tuple[dict[str, str], ...] = field(default=(), hash=False, compare=False)
+    """The whole prompt conversation (system and earlier turns), as chat messages."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -48,18 +51,26 @@ def _load(path: str, mtime_ns: int, limit: int) -> tuple[HeldOut, ...]:
         system = next((m["content"] for m in prompt if m["role"] == "system"), "")
         meta = {k: v for k, v in row.data.items()
                 if k not in ("messages", "prompt", "completion", "instruction", "input", "output")}
-        out.append(HeldOut(str(prompt[-1]["content"]).strip(), system, reference, meta))
+        out.append(HeldOut(str(prompt[-1]["content"]).strip(), system, reference, meta,
+                           tuple(prompt)))
         if len(out) >= limit:
             break
     return tuple(out)
 
 
-def heldout(ctx: AppContext, limit: int = 2000) -> list[HeldOut]:
-    """The held-out prompts of the app (none when it has no held-out file yet)."""
-    path = ctx.heldout
+def load_heldout(path: str | Path | None, limit: int = 2000) -> list[HeldOut]:
+    """The held-out prompts of a data file (none when there is no file yet).
+
+    THE held-out reader of the app: ``tuneproof_app.load_examples`` derives from it.
+    """
     if path is None or not Path(path).is_file():
         return []
     return list(_load(str(path), Path(path).stat().st_mtime_ns, limit))
+
+
+def heldout(ctx: AppContext, limit: int = 2000) -> list[HeldOut]:
+    """The held-out prompts of the app (none when it has no held-out file yet)."""
+    return load_heldout(ctx.heldout, limit)
 
 
 def _label(meta: dict[str, Any]) -> str:
@@ -97,13 +108,13 @@ def groups(items: list[HeldOut], per_group: int = PER_GROUP) -> list[tuple[str, 
 
 def task_scorers(ctx: AppContext) -> list[dict[str, Any]]:
     """The label scorers of the app's (first) evaluation: how an answer is graded."""
-    for d in ctx.results_dirs:
-        for path in sorted(Path(d).glob("**/results.json")) if Path(d).is_dir() else []:
-            try:
-                scorers = json.loads(path.read_text(encoding="utf-8"))["task"]["scorers"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            return [s for s in scorers if s.get("type") == "label" and s.get("pattern")]
+    for folder in find_results(ctx.results_dirs).values():
+        try:
+            text = (folder / "results.json").read_text(encoding="utf-8")
+            scorers = json.loads(text)["task"]["scorers"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return [s for s in scorers if s.get("type") == "label" and s.get("pattern")]
     return []
 
 
@@ -147,20 +158,19 @@ def bias_pair(ctx: AppContext) -> tuple[str, str, str]:
     Raises:
         UsageError: no evaluation and no held-out pairs to take one from.
     """
-    for d in ctx.results_dirs:
-        for path in sorted(Path(d).glob("**/results.json")) if Path(d).is_dir() else []:
-            try:
-                models = json.loads(path.read_text(encoding="utf-8"))["models"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            ranked = sorted(models.items(), key=lambda kv: kv[1].get("passed") is not False)
-            for name, m in ranked:
-                axes = ((m.get("fairness") or {}).get("counterfactual") or {}).get("axes") or {}
-                for axis, a in axes.items():
-                    for ex in a.get("examples") or []:
-                        if ex.get("prompt") and ex.get("variant_prompt"):
-                            return (f"The evaluation saw {name} change its answer on this "
-                                    f"{axis} swap.", ex["prompt"], ex["variant_prompt"])
+    for folder in find_results(ctx.results_dirs).values():
+        try:
+            models = json.loads((folder / "results.json").read_text(encoding="utf-8"))["models"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        ranked = sorted(models.items(), key=lambda kv: kv[1].get("passed") is not False)
+        for name, m in ranked:
+            axes = ((m.get("fairness") or {}).get("counterfactual") or {}).get("axes") or {}
+            for axis, a in axes.items():
+                for ex in a.get("examples") or []:
+                    if ex.get("prompt") and ex.get("variant_prompt"):
+                        return (f"The evaluation saw {name} change its answer on this "
+                                f"{axis} swap.", ex["prompt"], ex["variant_prompt"])
     for label, prompts in groups(heldout(ctx)):
         if label == SAME_REQUEST and len(prompts) >= 2:
             return "Same request, other name (a held-out pair).", prompts[0], prompts[1]
