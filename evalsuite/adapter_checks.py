@@ -83,9 +83,9 @@ def check_trained_on_base(model: Any, base_ref: str, folder: Path, label: str) -
     trained_on = f" (trained on {run['base']})" if run.get("base") else ""
     recorded = run.get("base_fingerprint")
     if recorded:
-        from finetune.train import _base_fingerprint  # the same function that recorded it
+        from finetune.models import base_fingerprint  # the same function that recorded it
 
-        current = _base_fingerprint(base_ref)
+        current = base_fingerprint(base_ref)
         if current is not None and current != recorded:
             raise InputError(
                 f"{label}: trained on another base{trained_on}: run.json records base "

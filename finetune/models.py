@@ -77,6 +77,32 @@ def _resolve_smollm2() -> ResolvedBase:
     return ResolvedBase("smollm2", "hub", SMOLLM2_HUB_ID)
 
 
+def base_fingerprint(ref: str) -> str | None:
+    """A SHA-256 identifying the base ``ref`` loads, recorded in run.json by training.
+
+    ``tiny`` hashes its whole built folder. Any other base resolved to a local folder (a
+    folder, ``smollm2``, a converted ``.gguf``) hashes ``config.json`` and the header of each
+    ``*.safetensors`` file (tensor names, dtypes, shapes and byte offsets), which tells bases
+    apart without reading the weights. A hub id that is not on disk gives None (not checked).
+    """
+    resolved = resolve_base(ref)
+    if resolved.kind == "tiny":
+        from finetune.tiny import fingerprint
+
+        return fingerprint(resolved.path)
+    folder = Path(resolved.path)
+    if resolved.kind == "hub" or not (folder / "config.json").is_file():
+        return None
+    import hashlib
+
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for file in sorted(folder.glob("*.safetensors")):
+        with file.open("rb") as f:
+            size = f.read(8)
+            digest.update(file.name.encode() + size + f.read(int.from_bytes(size, "little")))
+    return digest.hexdigest()
+
+
 def default_base() -> str:
     """``smollm2`` when it is available offline (converted or packaged), else ``tiny``."""
     from finetune.gguf import is_converted, smollm2_dir, smollm2_gguf

@@ -651,10 +651,12 @@ def _echo_summary(run_dir: Path, config: TrainConfig, info: dict[str, Any]) -> N
 
 
 def _provenance(config: TrainConfig, artefact: Path) -> dict[str, Any]:
+    from finetune.models import base_fingerprint
+
     return {
         "name": config.name,
         "base": config.base,
-        "base_fingerprint": _base_fingerprint(config.base),
+        "base_fingerprint": base_fingerprint(config.base),
         "method": config.method,
         "artifact": artefact.name,
     }
@@ -755,14 +757,6 @@ def _versions() -> dict[str, str]:
 
     return {"torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__}
-
-
-def _base_fingerprint(ref: str) -> str | None:
-    if ref != "tiny":
-        return None
-    from finetune.tiny import build_tiny, fingerprint
-
-    return fingerprint(build_tiny())
 
 
 # --------------------------------------------------------------------------- launch helpers

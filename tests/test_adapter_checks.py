@@ -127,3 +127,25 @@ def test_the_app_shows_the_notice_beside_the_model(tmp_path: Path) -> None:
     stats = last[len(last) // 2: -1]
     assert ctx.notice("noop") in stats[1]
     assert "Warning" not in stats[0] and "Warning" not in stats[2]
+
+
+def test_local_base_folders_are_fingerprinted(tiny_dir: Path, tmp_path: Path) -> None:
+    """Every local base has a fingerprint (config + safetensors headers), not only tiny, so an
+    adapter recorded on one folder is refused on a different base folder."""
+    import shutil
+
+    from finetune.models import base_fingerprint
+    from finetune.tiny import build_tiny
+    from finetune.tiny import fingerprint as tiny_fingerprint
+
+    assert base_fingerprint("tiny") == tiny_fingerprint(build_tiny())  # stable for old runs
+    copy = shutil.copytree(tiny_dir, tmp_path / "copy")
+    same = base_fingerprint(str(copy))
+    assert same is not None and same == base_fingerprint(str(shutil.copytree(copy, tmp_path / "b")))
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "rope_theta": 1234.0}))
+    assert base_fingerprint(str(copy)) != same
+    run = _run_dir(tmp_path / "run", fingerprint=same)
+    with pytest.raises(InputError, match="trained on another base"):
+        Engine(str(copy), {"r": run})
+    assert base_fingerprint("org/not-downloaded") is None
