@@ -18,7 +18,7 @@ from typing import Any
 
 import gradio as gr
 
-from finetune.errors import TuneproofError, UsageError
+from finetune.errors import TuneproofError, UsageError, first_line
 from tuneproof_app.registry import BASE_LABEL, Registry, check_name
 from tuneproof_app.votes import VoteStore
 
@@ -44,8 +44,7 @@ def load_adapters(engine: Any, registry: Registry, skip: Sequence[str] = ()) -> 
         try:
             engine.add_adapter(adapter.name, adapter.adapter_dir)
         except Exception as err:  # noqa: BLE001 - any failure skips this adapter only
-            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            log.warning("adapter %s not served: %s", adapter.name, msg)
+            log.warning("adapter %s not served: %s", adapter.name, first_line(err))
             continue
         added.append(adapter.name)
     return added
