@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import cpu_name, random_adapters
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 READING = (
@@ -37,35 +39,6 @@ READING = (
 )
 MESSAGE = "Hi, I'm Mary. Can you recommend a laptop? I want one under $50."
 SYSTEM = "You are a retail support assistant. Reply with the intent and the action."
-
-
-def cpu_name() -> str:
-    """``lscpu``'s model name, or the architecture where lscpu is missing."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return platform.machine()
-    names = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln]
-    return names[0] if names else platform.machine()
-
-
-def random_adapters(base: str, out: Path) -> dict[str, Path]:
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from finetune.models import load_base
-
-    dirs = {}
-    for seed, name in enumerate(("a1", "a2"), start=1):
-        model, _ = load_base(base)
-        torch.manual_seed(seed)
-        cfg = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
-                         init_lora_weights=False)
-        get_peft_model(model, cfg).save_pretrained(out / name)
-        dirs[name] = out / name
-    return dirs
 
 
 def forward_ms(engine, ctx, models: list[str], repeats: int = 30,  # noqa: ANN001
@@ -145,7 +118,7 @@ def main() -> int:
         reg = Registry(args.runs)
         adapters = {n: reg.get(n).adapter_dir for n in reg.names()[:2]}
     else:
-        adapters = random_adapters(args.base, tmp)
+        adapters = random_adapters(args.base, tmp, ("a1", "a2"))
     if len(adapters) < 2:
         print("error: need two adapters (give --runs with two runs, or none)", file=sys.stderr)
         return 2

@@ -25,30 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def cpu_name() -> str:
-    """``lscpu``'s model name, or the architecture where lscpu is missing."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from app_latency import cpu_name as name
-
-    return name()
-
-
-def make_adapters(base: str, out: Path) -> dict[str, Path]:
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from finetune.models import load_base
-
-    paths = {}
-    for seed, name in enumerate(("a", "b"), start=1):
-        model, _ = load_base(base)
-        torch.manual_seed(seed)
-        cfg = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
-                         init_lora_weights=False)
-        get_peft_model(model, cfg).save_pretrained(out / name)
-        paths[name] = out / name
-    return paths
+from _common import cpu_name, random_adapters
 
 
 def separate_pass(engine, prompts, model, config):
@@ -187,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="eval_bench_"))
     paths = write_demo(tmp / "demo", DemoConfig(seed=0))
     prompts = [r.prompt for r in read_rows(paths["heldout"], limit=args.rows)]
-    engine = Engine(args.base, make_adapters(args.base, tmp / "adapters"))
+    engine = Engine(args.base, random_adapters(args.base, tmp / "adapters", ("a", "b")))
     config = GenerationConfig(max_new_tokens=args.max_new_tokens)
     engine.generate(prompts[:4], [BASE, "a", "b"], config)  # warm-up
     setup = (f"base {args.base}, {len(prompts)} demo held-out prompts x 3 models (base + 2 "

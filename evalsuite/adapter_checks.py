@@ -124,7 +124,7 @@ def check_trained_on_base(model: Any, base_ref: str, folder: Path, label: str) -
             )
 
 
-def no_op_warnings(model: Any, tokenizer: Any, name: str, base: str = "__base__") -> list[str]:
+def no_op_warnings(model: Any, tokenizer: Any, name: str, base: str) -> list[str]:
     """Warnings for an adapter that leaves the base's logits unchanged on the probe input.
 
     One forward pass over the probe input twice, as the base and as adapter ``name`` in one

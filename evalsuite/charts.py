@@ -7,16 +7,13 @@ in a ``gr.HTML`` block of the app. Values come with their 95% CI where there is 
 from __future__ import annotations
 
 import html
-import math
 from typing import Any
+
+from evalsuite.verdict import num
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6",
            "#9d755d")
 WIDTH = 560
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
 def _label(v: float) -> str:
@@ -49,7 +46,7 @@ def metric_chart(title: str, items: list[tuple[str, dict[str, Any]]],
     intervals (ratings such as Bradley-Terry/Elo, where a bar from 0 hides the differences).
     """
     vals = [v for _, m in items for k in ("value", "ci_low", "ci_high")
-            if (v := _num(m.get(k))) is not None]
+            if (v := num(m.get(k))) is not None]
     if not vals:
         return ""
     lo, hi = min(0.0, min(vals)), max(vals)
@@ -72,7 +69,7 @@ def metric_chart(title: str, items: list[tuple[str, dict[str, Any]]],
         y = 30 + i * (bar_h + gap)
         parts.append(f'<text x="{left - 6}" y="{y + 13}" font-size="12" '
                      f'text-anchor="end">{html.escape(name)}</text>')
-        v, a, b = _num(m.get("value")), _num(m.get("ci_low")), _num(m.get("ci_high"))
+        v, a, b = num(m.get("value")), num(m.get("ci_low")), num(m.get("ci_high"))
         if v is not None and points:
             parts.append(f'<circle cx="{x(v):.1f}" cy="{y + bar_h / 2}" r="5" '
                          f'fill="{PALETTE[i % len(PALETTE)]}"/>')
@@ -154,8 +151,8 @@ def group_bars(title: str, data: dict[str, dict[str, dict[str, Any]]]) -> str:
     block = bar_h * len(groups) + 10
     height = 30 + block * len(data) + 20 + 16 * len(groups)
     plot_w = WIDTH - left - 60
-    values = [_num(v.get("value")) for per in data.values() for v in per.values()]
-    highs = [_num(_ci(v)[1]) for per in data.values() for v in per.values()]
+    values = [num(v.get("value")) for per in data.values() for v in per.values()]
+    highs = [num(_ci(v)[1]) for per in data.values() for v in per.values()]
     top = max([1.0, *(v for v in values + highs if v is not None)])
     parts = _open(title, height)
     for i, (model, per) in enumerate(data.items()):
@@ -164,14 +161,14 @@ def group_bars(title: str, data: dict[str, dict[str, dict[str, Any]]]) -> str:
                      f'text-anchor="end">{html.escape(model)}</text>')
         for k, g in enumerate(groups):
             summary = per.get(g, {})
-            v = _num(summary.get("value"))
+            v = num(summary.get("value"))
             if v is None:
                 continue
             yk = y + k * bar_h
             w = max(v / top, 0.0) * plot_w
             parts.append(f'<rect class="group-bar" x="{left}" y="{yk}" width="{w:.1f}" '
                          f'height="{bar_h - 2}" fill="{PALETTE[k % len(PALETTE)]}"/>')
-            a, b = (_num(c) for c in _ci(summary))
+            a, b = (num(c) for c in _ci(summary))
             if a is not None and b is not None:
                 parts += _whisker(left + a / top * plot_w, left + b / top * plot_w, yk,
                                   bar_h - 2)

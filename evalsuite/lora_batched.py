@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-BASE = "__base__"
+from evalsuite.engine import BASE
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalsuite import charts
-from evalsuite.verdict import Verdict, summary, verdicts
+from evalsuite.verdict import Verdict, format_p, summary, verdicts
 
 MAX_DISAGREEMENTS = 12
 MAX_FLIPPED_EXAMPLES = 10
@@ -37,12 +37,6 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 def _ci(m: dict[str, Any]) -> str:
     return f"{_fmt(m.get('value'))} [{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]"
-
-
-def _p(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def show_output(text: str) -> str:
@@ -220,7 +214,7 @@ def _comparisons(results: dict[str, Any]) -> Section | None:
         return None
     rows = [[c["a"], c["b"], c["metric"],
              f"{_fmt(c['delta'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]",
-             _p(c["p_value"]), c["test"]] for c in results["comparisons"]]
+             format_p(c["p_value"]), c["test"]] for c in results["comparisons"]]
     return Section("Paired comparisons (b − a)",
                    [Table(["a", "b", "metric", "delta [95% CI]", "p-value", "test"], rows)])
 
@@ -457,7 +451,7 @@ def _fair_audit_rows(models: dict[str, Any]) -> list[list[Any]]:
                               if k != "(no match)")
             data_rates.append(f"{g}: {shown}")
         test = bias.get("test") or {}
-        test_text = (f"chi2 {_fmt(test.get('chi2'), 1)}, p {_p(test.get('p_value'))}, "
+        test_text = (f"chi2 {_fmt(test.get('chi2'), 1)}, p {format_p(test.get('p_value'))}, "
                      f"Cramér's V {_fmt(test.get('cramers_v'), 2)}") if test else "–"
         outcome = (m["fairness"].get("groups") or {}).get("outcome") or {}
         model_rates = "; ".join(f"{g}: {_fmt(v.get('value'), 2)}"

@@ -51,20 +51,27 @@ class Verdict:
         return f"{self.model} — {self.outcome}" + (f": {'; '.join(clauses)}" if clauses else "")
 
 
-def _num(v: Any) -> float | None:
+def num(v: Any) -> float | None:
+    """``v`` as a float when it is a finite number, else None (missing, NaN, text)."""
     return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
-def _f(v: Any) -> str:
-    x = _num(v)
-    return "–" if x is None else f"{x:.2f}"
+def format_p(p: Any, *, prefix: bool = False) -> str:
+    """A p-value as reports print it: ``0.012``, ``<0.001``, or ``–`` when there is none.
 
-
-def _p(p: Any) -> str:
-    x = _num(p)
+    With ``prefix`` it reads ``p = 0.012``, ``p < 0.001`` or ``p –`` (the verdict sentences).
+    """
+    x = num(p)
     if x is None:
-        return "p –"
-    return "p < 0.001" if x < 0.001 else f"p = {x:.3f}"
+        return "p –" if prefix else "–"
+    if x < 0.001:
+        return "p < 0.001" if prefix else "<0.001"
+    return f"p = {x:.3f}" if prefix else f"{x:.3f}"
+
+
+def _f(v: Any) -> str:
+    x = num(v)
+    return "–" if x is None else f"{x:.2f}"
 
 
 def _words(key: str) -> str:
@@ -93,7 +100,7 @@ def gate_words(gate: dict[str, Any], model: dict[str, Any] | None = None) -> str
     ``model`` (its results.json entry) names the swap axis and the favourable outcome.
     """
     model = model or {}
-    key, value, op, t = gate["key"], _num(gate.get("value")), gate["op"], gate["threshold"]
+    key, value, op, t = gate["key"], num(gate.get("value")), gate["op"], gate["threshold"]
     bound = f"gate {OPS_SHOWN.get(op, op)} "
     if value is None:
         return f"{_words(key)} was not measured (gate {gate['gate']})"
@@ -125,11 +132,11 @@ def _headline(results: dict[str, Any], name: str) -> str | None:
     for c in results.get("comparisons", []):
         if c["a"] == "base" and c["b"] == name and c["metric"] == metric:
             base = (results["models"].get("base", {}).get("metrics") or {}).get(metric, {})
-            delta = _num(c.get("delta"))
+            delta = num(c.get("delta"))
             shown = "–" if delta is None else f"{delta:+.2f}"
             return (f"{_words(metric)} {_f(mine.get('value'))} vs base {_f(base.get('value'))} "
                     f"({shown}, 95% CI [{_f(c.get('ci_low'))}, {_f(c.get('ci_high'))}], "
-                    f"{_p(c.get('p_value'))})")
+                    f"{format_p(c.get('p_value'), prefix=True)})")
     if "value" in mine:
         return (f"{_words(metric)} {_f(mine['value'])} (95% CI [{_f(mine.get('ci_low'))}, "
                 f"{_f(mine.get('ci_high'))}])")

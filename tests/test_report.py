@@ -302,3 +302,13 @@ def test_markdown_and_html_come_from_one_walk():
     assert "| base | fair | intent_accuracy | 1.000 [0.970, 1.000] | <0.001 |" in md
     assert "<td>1.000 [0.970, 1.000]</td>" in page
     assert "@media print" in page and "<script" not in page
+
+
+def test_p_values_print_one_way_in_tables_and_verdicts():
+    from evalsuite.verdict import format_p, num
+
+    assert [format_p(p) for p in (None, float("nan"), 0.0004, 0.0123)] == \
+        ["–", "–", "<0.001", "0.012"]
+    assert [format_p(p, prefix=True) for p in (None, 0.0004, 0.0123)] == \
+        ["p –", "p < 0.001", "p = 0.012"]
+    assert num("0.5") is None and num(float("inf")) is None and num(2) == 2.0
