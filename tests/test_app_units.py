@@ -1,6 +1,7 @@
 """App pieces without a server: registry, probe variants, chat history parsing, spaces."""
 
 import importlib
+import os
 import shutil
 import sys
 import types
@@ -114,7 +115,7 @@ def test_concurrent_downloads_build_one_valid_bundle(tmp_path):
     result = tmp_path / "eval"
     result.mkdir()
     (result / "results.json").write_text('{"models": {}}')
-    (result / "report.md").write_text("# report\n" * 2000)
+    (result / "report.md").write_text(os.urandom(1 << 21).hex())  # slow to deflate: overlap
     work = tmp_path / "work"
     with ThreadPoolExecutor(8) as pool:
         outs = list(pool.map(lambda _: downloads(result, {"models": {}}, work), range(16)))
