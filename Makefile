@@ -36,7 +36,7 @@ browser-deps:
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
 test: setup browser-deps
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -ra $(PYTEST_ARGS); rc=$$?; \
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -ra --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 
 # The demo story end to end for one seed: demo-data -> validate (flags the skew) -> train
