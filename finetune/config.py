@@ -148,7 +148,8 @@ class TrainConfig(_Section):
     heldout_data: str | None = None
     """Held-out data for eval loss; if absent, ``heldout_fraction`` of the train rows."""
     heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    """Share of train rows held out when ``heldout_data`` is absent; 0 disables eval."""
+    """Share of train rows held out when ``heldout_data`` is absent; 0 disables eval. A row
+    and the copies ``finetune rebalance`` made of it land on the same side."""
     format: Literal["auto", "chat", "prompt_completion", "instruction"] = "auto"
     """Row format; ``auto`` detects it per row."""
     max_seq_len: int = Field(1024, gt=0)

@@ -53,6 +53,8 @@ class Encoded:
     """Tokenised rows ready for the Trainer, and what was left out and why."""
 
     rows: list[dict[str, Any]]
+    groups: list[str] = field(default_factory=list)
+    """Per row, the key of the rows it must share a split with (see :func:`split_key`)."""
     dropped_invalid: list[int] = field(default_factory=list)
     dropped_no_target: list[int] = field(default_factory=list)
     truncated: int = 0
@@ -81,15 +83,45 @@ def encode_file(path: str, tokenizer: Any, config: TrainConfig) -> Encoded:
             continue
         out.truncated += enc["length"] > config.max_seq_len
         out.rows.append({"input_ids": enc["input_ids"], "labels": enc["labels"]})
+        out.groups.append(split_key(row.data, row.line))
     return out
 
 
-def split_heldout(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """A seeded random split of ``rows`` into (train, held-out)."""
-    order = list(range(len(rows)))
+def split_key(row: dict[str, Any], line: int) -> str:
+    """The rows a row must stay with when a validation split is cut from the training data.
+
+    ``finetune rebalance`` gives every copy it makes (a counterfactual twin, an up-sampled
+    duplicate) the ``source_id`` of its original. A twin on the other side of the split
+    differs from its original by a name only, so the validation loss would reward
+    memorising that row, and the best checkpoint would be the one that memorised most.
+    """
+    source = row.get("source_id", row.get("id"))
+    return f"id:{source}" if isinstance(source, str | int) else f"line:{line}"
+
+
+def split_heldout(
+    rows: list[dict], fraction: float, seed: int, groups: list[str] | None = None
+) -> tuple[list[dict], list[dict]]:
+    """A seeded random split of ``rows`` into (train, held-out).
+
+    Args:
+        rows: The rows to split.
+        fraction: Share of rows to hold out (at least one row when positive).
+        seed: Seed of the shuffle.
+        groups: Per row, a key; rows with the same key land on the same side.
+    """
+    keys = groups if groups is not None else [str(i) for i in range(len(rows))]
+    members: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        members.setdefault(key, []).append(i)
+    order = list(members)
     random.Random(seed).shuffle(order)
     n_heldout = max(1, round(len(rows) * fraction)) if fraction > 0 else 0
-    held = set(order[:n_heldout])
+    held: set[int] = set()
+    for key in order:
+        if len(held) >= n_heldout:
+            break
+        held.update(members[key])
     return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
 
 
@@ -466,7 +498,7 @@ def prepare_data(config: TrainConfig, *, force: bool, progress: bool) -> Data:
         train_rows, heldout_rows = train_set.rows, heldout_set.rows
     else:
         train_rows, heldout_rows = split_heldout(
-            train_set.rows, config.heldout_fraction, config.seed
+            train_set.rows, config.heldout_fraction, config.seed, train_set.groups
         )
     dropped = train_set.dropped_no_target
     if dropped and progress:

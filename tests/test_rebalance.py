@@ -160,3 +160,31 @@ def test_validate_does_not_warn_about_a_rows_own_copies(tmp_path: Path) -> None:
         json.dumps({k: v for k, v in r.items() if k not in ("augmented", "source_id", "id")})
         + "\n" for r in _rows(tmp_path / "upsample.jsonl")))
     assert any(f.check == "exact_duplicates" for f in validate(stripped, base=None).findings)
+
+
+def test_validation_split_keeps_a_row_with_its_copies(demo_dir: Path, tmp_path: Path) -> None:
+    """A twin on the other side of the split would let validation reward memorising a row."""
+    from finetune.train import split_heldout, split_key
+
+    out = rebalance_file(demo_dir / "train.jsonl", tmp_path / "cf.jsonl", "counterfactual")
+    rows = [{"line": r.line, **r.data} for r in iter_rows(out)]
+    keys = [split_key(r, r["line"]) for r in rows]
+    assert len(set(keys)) == len(rows) // 2
+    train, held = split_heldout(rows, 0.1, seed=3, groups=keys)
+    assert abs(len(held) - round(0.1 * len(rows))) <= 1
+    train_sources = {r.get("source_id", r["id"]) for r in train}
+    held_sources = {r.get("source_id", r["id"]) for r in held}
+    assert not train_sources & held_sources
+    # without the keys, the same data splits twins apart (the check above can fail)
+    train, held = split_heldout(rows, 0.1, seed=3)
+    assert {r.get("source_id", r["id"]) for r in train} & {
+        r.get("source_id", r["id"]) for r in held}
+
+
+def test_validation_split_without_ids_is_the_plain_seeded_split() -> None:
+    from finetune.train import split_heldout, split_key
+
+    rows = [{"x": i} for i in range(50)]
+    keys = [split_key(r, i + 1) for i, r in enumerate(rows)]
+    assert split_heldout(rows, 0.2, 7, keys) == split_heldout(rows, 0.2, 7)
+    assert len(split_heldout(rows, 0.2, 7)[1]) == 10
