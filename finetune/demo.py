@@ -194,8 +194,8 @@ lora:
   alpha: 32
   # Dropout keeps the re-balanced adapter from memorising which name went with which tier in
   # the noisy rows: at 0.0 the fair adapters of seeds 3 and 4 flipped on 2 and 4 of 81 name
-  # swaps (the gate allows 4); at 0.1 on 0 and 1, while seed 1 went from 0 to 0.04, the worst
-  # of seeds 0-4 (README): a thinner tail, not yet a wide margin (measured 2026-12-02).
+  # swaps (the gate allows 4); at 0.1 on 0 and 1. Worst of seeds 0-4 at 0.1: 0.040 on an
+  # Intel Xeon, 0.013 on an AMD EPYC (README, measured 2026-12-02).
   dropout: 0.1
   # Every linear layer, plus the token embeddings: the names are frozen random vectors
   # otherwise, and the adapter barely learns name -> gender (the bias rides on it), nor the
