@@ -54,6 +54,13 @@ def merge(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False,
         _untie_output_embeddings(base)
     model = PeftModel.from_pretrained(base, str(info.adapter_dir))
     merged = model.merge_and_unload()
+    if (info.adapter_dir / "tokenizer_config.json").is_file():
+        # The adapter saved the tokenizer it was trained with, chat template included (a
+        # `chat_template:` key may have replaced the base's); the merged model must render
+        # prompts the same way.
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(info.adapter_dir))
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))

@@ -10,9 +10,11 @@ from test_train import small_config
 
 from finetune.cli import main
 from finetune.config import load_config
+from finetune.data.formats import DEFAULT_CHAT_TEMPLATE
 
 
 # The demo's adapters put LoRA on the (tied) embeddings too: merging must not change lm_head.
+# The first also trains with another chat template than the base's: the merged folder keeps it.
 @pytest.fixture(scope="module", params=["all-linear", "[q_proj,v_proj,embed_tokens]"])
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             demo_dir: Path, tiny_dir: Path) -> Path:
@@ -21,7 +23,8 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     tmp = tmp_path_factory.mktemp("merge")
     cfg = load_config(small_config(tmp, demo_dir, n_train=32, n_heldout=8),
                       ["optim.max_steps=2", "eval.every_steps=2", "optim.lr=1e-2",
-                       f"lora.target_modules={request.param}"])
+                       f"lora.target_modules={request.param}",
+                       *(["chat_template=default"] if request.param == "all-linear" else [])])
     return train(cfg, runs_dir=tmp / "runs", progress=False)
 
 
@@ -50,6 +53,11 @@ def test_merged_logits_equal_adapter_logits(trained: Path, tmp_path: Path) -> No
     assert torch.allclose(a, m, atol=1e-4)
     assert not torch.allclose(a, b, atol=1e-4)  # the adapter changed something
     assert json.loads((out / "tuneproof_merge.json").read_text())["run"] == "smoke"
+    trained_with = (trained / "adapter" / "chat_template.jinja").read_text()
+    assert (out / "chat_template.jinja").read_text() == trained_with
+    targets = json.loads((trained / "adapter" / "adapter_config.json").read_text())
+    assert (trained_with == DEFAULT_CHAT_TEMPLATE) == ("embed_tokens" not in
+                                                       str(targets["target_modules"]))
 
 
 def test_merge_errors_are_one_line(trained: Path, tmp_path: Path,
