@@ -146,3 +146,18 @@ def test_load_adapters_skips_any_failure_and_loads_the_rest(app_runs_dir, caplog
     assert engine.loaded == ["fair"]
     assert [r.getMessage() for r in caplog.records] == [
         "adapter biased not served: CUDA out of memory"]
+
+
+def test_find_results_keeps_two_folders_of_one_name(tmp_path):
+    from tuneproof_app.reports import find_results
+
+    for sub in ("a/eval", "b/eval", "c/runs/eval", "d/runs/eval"):
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / "results.json").write_text("{}")
+    dirs = [tmp_path / "a/eval", tmp_path / "b/eval", tmp_path / "c", tmp_path / "d",
+            tmp_path / "a/eval"]  # listed twice: shown once
+    found = find_results(dirs)
+    assert found == {"eval": (tmp_path / "a/eval").resolve(),
+                     "b/eval": (tmp_path / "b/eval").resolve(),
+                     "runs/eval": (tmp_path / "c/runs/eval").resolve(),
+                     "d/runs/eval": (tmp_path / "d/runs/eval").resolve()}

@@ -35,12 +35,27 @@ DIS_COLUMNS = ["adapter", "id", "prompt", "target", "base", "answer", "metric", 
 
 
 def find_results(dirs: list[Path]) -> dict[str, Path]:
-    """Evaluation output folders (holding ``results.json``) under ``dirs``, by display name."""
+    """Evaluation output folders (holding ``results.json``) under ``dirs``, by display name.
+
+    A folder is named by its path under its results dir (the dir's own name when it holds
+    results.json itself). Two folders with one name (``a/eval`` and ``b/eval`` given as dirs)
+    both stay listed: the later one's name gets parent folders until it is unique.
+    """
     found: dict[str, Path] = {}
     for d in dirs:
         for results in sorted(Path(d).glob("**/results.json")) if Path(d).is_dir() else []:
-            rel = str(results.parent.relative_to(d))
-            found[Path(d).name if rel == "." else rel] = results.parent
+            folder = results.parent.resolve()
+            if folder in found.values():
+                continue  # a dir listed twice, or nested in another listed dir
+            rel = results.parent.relative_to(d)
+            root = Path(d).resolve()
+            name = root.name if str(rel) == "." else str(rel)
+            prefixes = [*([] if str(rel) == "." else [root]), *root.parents]
+            for prefix in prefixes if name in found else ():
+                name = f"{prefix.name}/{name}" if prefix.name else str(folder)
+                if name not in found:
+                    break
+            found[name] = folder
     return found
 
 
