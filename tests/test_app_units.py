@@ -161,3 +161,24 @@ def test_find_results_keeps_two_folders_of_one_name(tmp_path):
                      "b/eval": (tmp_path / "b/eval").resolve(),
                      "runs/eval": (tmp_path / "c/runs/eval").resolve(),
                      "d/runs/eval": (tmp_path / "d/runs/eval").resolve()}
+
+
+def test_data_report_in_the_page_names_no_server_path(app_runs_dir, tmp_path):
+    import json
+
+    from finetune.paths import tuneproof_home
+    from tuneproof_app.registry import Registry
+    from tuneproof_app.reports import data_report
+
+    runs = tmp_path / "runs"
+    shutil.copytree(app_runs_dir / "fair", runs / "fair")
+    data = tmp_path / "srv" / "data" / "train.jsonl"
+    report = {"data": str(data), "n_rows": 4, "settings": {"tokenizer": str(
+        tuneproof_home() / "models" / "tiny")}, "findings": [
+        {"check": "duplicates", "examples": [f"{data}: lines 3, 64"]}]}
+    (runs / "fair" / "data_report.json").write_text(json.dumps(report))
+    shown = data_report(Registry(runs), "fair")
+    assert str(tmp_path) not in json.dumps(shown)
+    assert shown["data"] == "train.jsonl" and shown["n_rows"] == 4
+    assert shown["findings"][0]["examples"] == ["train.jsonl: lines 3, 64"]
+    assert shown["settings"]["tokenizer"] == "$TUNEPROOF_HOME/models/tiny"

@@ -23,6 +23,7 @@ from evalsuite.report import VERDICT_CSS, Report, build_report, disagreements, v
 from evalsuite.verdict import summary, verdicts
 from finetune.artifacts import atomic_write_text
 from finetune.errors import UsageError
+from finetune.paths import tuneproof_home
 from finetune.rundir import CARD, DATA_REPORT, RUN_JSON, RunDir, read_jsonl
 from tuneproof_app.registry import Registry
 
@@ -232,12 +233,31 @@ def ratings_chart(board: pd.DataFrame) -> str:
 
 
 def data_report(registry: Registry, name: str) -> dict[str, Any]:
-    """The validation report of the data run ``name`` trained on."""
+    """The validation report of the data run ``name`` trained on, without server paths.
+
+    The report names its files by absolute path (useful in a terminal); a hosted page shows
+    the data folder's files by name and the cache as ``$TUNEPROOF_HOME``.
+    """
     adapter = registry.get(name)
     report = RunDir(adapter.run_dir).read_data_report()
     if report is None:
         return adapter.run.get("data_report") or {"note": f"{name}: no {DATA_REPORT}"}
-    return report
+    prefixes = {str(Path(report[k]).parent) + os.sep: "" for k in ("data", "heldout")
+                if isinstance(report.get(k), str) and os.path.isabs(report[k])}
+    prefixes[str(tuneproof_home()) + os.sep] = "$TUNEPROOF_HOME" + os.sep
+    return _replace_prefixes(report, prefixes)
+
+
+def _replace_prefixes(value: Any, prefixes: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for old, new in prefixes.items():
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, dict):
+        return {k: _replace_prefixes(v, prefixes) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_prefixes(v, prefixes) for v in value]
+    return value
 
 
 def data_report_markdown(report: dict[str, Any]) -> str:
