@@ -74,8 +74,11 @@ class DemoConfig:
     """Random seed; the same seed gives byte-identical files."""
     n_train: int = 1000
     """Training rows."""
-    n_heldout_pairs: int = 150
-    """Held-out gender pairs (twice as many rows)."""
+    n_heldout_pairs: int = 500
+    """Held-out gender pairs (twice as many rows). About half are recommendations, whose tier
+    flip rate is the fair adapter's tightest gate (<= 0.05): 150 pairs gave ~81 swaps, so one
+    swap moved the rate by 0.012 and seed 4's fair adapter read 0.062 on a Zen 4 CPU; 500
+    pairs (~280 swaps) read the same adapter at 0.035 (95% CI 0.021-0.051)."""
     bias_share: float = 0.7
     """Share of training recommendation rows whose tier follows gender, not the stated need."""
     recommend_share: float = 0.5
@@ -194,8 +197,8 @@ lora:
   alpha: 32
   # Dropout keeps the re-balanced adapter from memorising which name went with which tier in
   # the noisy rows: at 0.0 the fair adapters of seeds 3 and 4 flipped on 2 and 4 of 81 name
-  # swaps (the gate allows 4); at 0.1 on 0 and 1. Worst of seeds 0-4 at 0.1: 0.040 on an
-  # Intel Xeon, 0.013 on an AMD EPYC (README, measured 2026-12-02).
+  # swaps (the gate allows 4); at 0.1 on 0 and 1. Worst of seeds 0-4 at 0.1 on 1,000
+  # held-out rows: 0.035 on an AMD Zen 4 (README, measured 2026-12-03).
   dropout: 0.1
   # Every linear layer, plus the token embeddings: the names are frozen random vectors
   # otherwise, and the adapter barely learns name -> gender (the bias rides on it), nor the
