@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from evalsuite.task import baseline_prompts, load_task, matches, task_rows
+from finetune.demo import DemoConfig
 from finetune.errors import InputError, TuneproofError, UsageError
 
 GOOD = """\
@@ -50,7 +51,7 @@ def test_demo_task_loads(demo_dir):
     assert [s.type for s in task.scorers][:2] == ["label", "label"]
     assert task.fairness is not None and task.fairness.outcome_pattern == "premium"
     rows = task_rows(task)
-    assert len(rows) == 300 and rows[0].group in ("male", "female")
+    assert len(rows) == 2 * DemoConfig.n_heldout_pairs and rows[0].group in ("male", "female")
     assert rows[0].prompt[-1]["role"] == "user"
     assert rows[0].target.startswith("intent: ")
 
