@@ -10,6 +10,7 @@ import pytest
 
 from finetune.config import load_config
 from finetune.data.formats import IGNORE_INDEX
+from finetune.errors import UsageError
 
 RUN_FILES = {"adapter", "config.yaml", "metrics.jsonl", "run.json", "data_report.json",
              "README.md"}
@@ -244,3 +245,41 @@ def test_threads_pinned_while_training_then_restored(tmp_path: Path, demo_dir: P
     train(cfg, runs_dir=tmp_path / "runs", progress=False, callbacks=[Record()])
     assert seen and set(seen) == {want}
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(("targets", "top", "want_layers"), [
+    ("all-linear", None, {0, 1, 2, 3}),
+    ("all-linear", 1, {3}),
+    ("[q_proj,v_proj,embed_tokens]", 2, {2, 3}),  # embed_tokens is outside the layers
+    ("all-linear", 4, {0, 1, 2, 3}),
+])
+def test_lora_top_layers_adapts_only_the_last_layers(tmp_path: Path, demo_dir: Path,
+                                                    targets: str, top: int | None,
+                                                    want_layers: set[int]) -> None:
+    import re
+
+    from finetune.train import build_model
+
+    overrides = [f"lora.target_modules={targets}"]
+    if top is not None:
+        overrides.append(f"lora.top_layers={top}")
+    cfg = load_config(small_config(tmp_path, demo_dir), overrides)
+    model, _ = build_model(cfg, "cpu")
+    adapted = [name for name, p in model.named_parameters() if p.requires_grad]
+    layers = {int(m.group(1)) for name in adapted if (m := re.search(r"\.layers\.(\d+)\.", name))}
+    assert layers == want_layers
+    outside = [name for name in adapted if ".layers." not in name]
+    assert bool(outside) == (top is None and "embed_tokens" in targets)
+    if targets == "all-linear":  # every linear module of a kept layer, none skipped
+        kinds = {re.search(r"\.(\w+_proj)\.", name).group(1) for name in adapted}
+        assert kinds == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                         "down_proj"}
+
+
+def test_lora_top_layers_beyond_the_base_is_a_one_line_error(tmp_path: Path,
+                                                              demo_dir: Path) -> None:
+    from finetune.train import build_model
+
+    cfg = load_config(small_config(tmp_path, demo_dir), ["lora.top_layers=5"])
+    with pytest.raises(UsageError, match=r"^lora.top_layers: 5 is more than the 4 layers of tiny$"):
+        build_model(cfg, "cpu")
