@@ -164,6 +164,15 @@ def _build(workdir: Path, key: int | str) -> float:
     return time.perf_counter() - started
 
 
+def _worker_output_to(log: str) -> None:
+    """A build worker writes to its own log, not into the output pytest captures for the
+    test that happened to be running when the worker started."""
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def demo_builds(request: pytest.FixtureRequest, tuneproof_home: Path,
                 tmp_path_factory: pytest.TempPathFactory):
@@ -184,7 +193,9 @@ def demo_builds(request: pytest.FixtureRequest, tuneproof_home: Path,
     from finetune.tiny import build_tiny
 
     build_tiny()  # once, before two workers would both wait on its build lock
-    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    log = tmp_path_factory.mktemp("demo-builds") / "workers.log"
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_output_to, initargs=(str(log),))
     builds = {}
     for key in keys:
         given = os.environ.get("TUNEPROOF_BUILT_DEMO") if key == 0 else None
