@@ -35,11 +35,8 @@ browser-deps:
 	else echo "note: chromium not installed and not root; the browser test will be skipped"; fi
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
-# OMP_WAIT_POLICY=PASSIVE: the suite trains demo adapters in worker processes beside its
-# tests, and OpenMP threads that spin while they wait for each other ran a 2-thread SmolLM2
-# step 3.7x slower beside one busy process (1.6x when they sleep; 7% slower when quiet).
 test: setup browser-deps
-	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest -q -ra --durations=15 $(PYTEST_ARGS); rc=$$?; \
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -ra --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 
 # The demo story end to end for one seed: demo-data -> validate (flags the skew) -> train

@@ -69,7 +69,7 @@ class BaseSettings:
 # nothing. For the <= 5 minutes an adapter on 2 cores (2026-12-03, AMD Zen 4, quiet, batch of
 # 16): LoRA dropout costs 28% of a step (3.63 s at 0.0 against 5.04 s at 0.1) and LoRA in
 # every layer makes backward run through all 30; the top 10 layers alone take 2.25 s a step,
-# and seed 0 still tells the whole story (README). 150 held-out pairs (~80 name swaps on
+# and seeds 0 and 1 tell the whole story, seed 2 not (README). 150 held-out pairs (~80 swaps on
 # recommendations) so that one swap moves the flip rate by ~0.012, not 0.03.
 BASE_SETTINGS: dict[str, BaseSettings] = {
     "tiny": BaseSettings(),

