@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
     args = p.parse_args(argv)
 
     import torch
+    from _common import cpu_name
 
     from finetune.config import load_config
     from finetune.demo import DemoConfig, write_demo
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
         f"{'' if args.threads == 2 else f' --threads {args.threads}'}"
         f"{'' if args.top_layers == 10 else f' --top-layers {args.top_layers}'}` "
         f"(batch {args.batch_size} demo rows, {args.steps} timed steps x {args.rounds} "
-        f"rounds per variant, {args.threads} threads). Machine: {_cpu()}, "
+        f"rounds per variant, {args.threads} threads). Machine: {cpu_name()}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end, "
         f"Python {platform.python_version()}, torch {torch.__version__}.",
         "",
@@ -108,12 +109,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
         write_section(body, "## real base: LoRA step levers" if args.base != "tiny"
                       else "## LoRA step levers")
     return 0
-
-
-def _cpu() -> str:
-    from _common import cpu_name
-
-    return cpu_name()
 
 
 if __name__ == "__main__":
