@@ -101,16 +101,16 @@ def test_stream_can_be_closed_early(engine):
     assert engine.generate(_prompts(1), [BASE], GenerationConfig(max_new_tokens=2))
 
 
-def test_loglikelihood_matches_a_direct_forward_pass(engine):
-    contexts = ["Hello, my name is", "Where is my order"]
-    continuations = [" Anna", "? It is late"]
-    got = engine.loglikelihood(contexts, continuations, [BASE, "a"])
+def _assert_loglikelihood_matches_a_direct_forward_pass(engine, adapter):
+    contexts = ["Hello, my name is", "Where is my order", "Hi"]
+    continuations = [" Anna", "? It is late", ", I want a refund for the blender"]
+    got = engine.loglikelihood(contexts, continuations, [BASE, adapter])
     pm, tok = engine.model, engine.tokenizer
     for i, (c, k) in enumerate(zip(contexts, continuations, strict=True)):
         ctx = tok(c)["input_ids"]
         ids = tok(c + k)["input_ids"]
         assert ids[: len(ctx)] == ctx
-        for j, model in enumerate([BASE, "a"]):
+        for j, model in enumerate([BASE, adapter]):
             if model == BASE:
                 cm = pm.disable_adapter()
             else:
@@ -122,6 +122,28 @@ def test_loglikelihood_matches_a_direct_forward_pass(engine):
             expected = sum(float(lp[t - 1, ids[t]]) for t in range(len(ctx), len(ids)))
             assert math.isclose(got[i][j], expected, rel_tol=1e-4, abs_tol=1e-4)
     assert got[0][0] != got[0][1]
+
+
+def test_loglikelihood_matches_a_direct_forward_pass(engine):
+    # The LM head runs on the scored positions alone (logits_to_keep).
+    assert engine._keeps_logits()
+    _assert_loglikelihood_matches_a_direct_forward_pass(engine, "a")
+
+
+def test_loglikelihood_with_a_lora_on_the_lm_head(tiny_dir, tmp_path):
+    # A LoRA on the LM head maps its rows by batch row, so the scorer keeps every position.
+    from peft import LoraConfig, get_peft_model
+
+    from finetune.models import load_base
+
+    model, _ = load_base("tiny")
+    model.config.tie_word_embeddings = False
+    torch.manual_seed(3)
+    config = LoraConfig(r=4, target_modules=["q_proj", "lm_head"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(tmp_path / "head")
+    eng = Engine("tiny", {"head": tmp_path / "head"}, batch_size=2)
+    assert not eng._keeps_logits()
+    _assert_loglikelihood_matches_a_direct_forward_pass(eng, "head")
 
 
 def test_caps_raise_usage_errors(lora_adapters):
