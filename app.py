@@ -99,13 +99,16 @@ def default_demo_dir(runs: Path, base: str) -> Path:
     return runs.resolve().parent / "demo" / name
 
 
-def prepare(args: argparse.Namespace) -> dict[str, Any]:
+def prepare(args: argparse.Namespace, demo_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Find the adapters, results and held-out data the app will serve.
 
     With no adapters in ``--runs`` (and no ``--no-demo``) the app serves the demo folder: a
     finished demo as it is, else whatever is built so far, with ``build`` set to the demo
-    folder so that :func:`build` builds the rest in the background.
+    folder so that :func:`build` builds the rest in the background. A demo built with other
+    settings than today's recipe (``demo_options`` as :func:`build` gets them) is set aside
+    (renamed, not deleted) and built anew.
     """
+    from evalsuite.demo_pipeline import is_stale, set_aside
     from tuneproof_app.registry import Registry
 
     runs = Path(args.runs)
@@ -115,6 +118,11 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     pending = None
     if not len(Registry(runs)) and not args.no_demo:
         runs, evaldir = demo_dir / "runs", demo_dir / "eval"
+        recipe = {k: v for k, v in (demo_options or {}).items()
+                  if k in ("demo_config", "train_overrides")}
+        if is_stale(demo_dir, args.base, **recipe):
+            print(f"app: {demo_dir} holds a demo built with other settings; set aside as "
+                  f"{set_aside(demo_dir)}", flush=True)
         if len(Registry(runs)) and (evaldir / "results.json").is_file():
             print(f"app: reusing the demo in {demo_dir}", flush=True)
         else:
@@ -149,7 +157,7 @@ def build(args: argparse.Namespace, **demo_options: Any) -> Any:
         import torch
 
         torch.set_num_threads(args.threads)
-    where = prepare(args)
+    where = prepare(args, demo_options)
     registry = Registry(where["runs"])
     engine = Engine(args.base, device=args.device, max_new_tokens_cap=max(args.max_new_tokens, 1))
     # The same skip-and-warn path as the background join: one refused run (say, trained on

@@ -23,6 +23,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -118,20 +119,59 @@ def _paths(workdir: Path) -> dict[str, Path]:
     }
 
 
+def _read_stamp(workdir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((workdir / "demo.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def _check_stamp(workdir: Path, want: dict[str, Any]) -> None:
     """A workdir holds one demo (seed, base, sizes); refuse to mix two in it."""
     stamp = workdir / "demo.json"
     if stamp.is_file():
-        try:
-            have = json.loads(stamp.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            have = None
+        have = _read_stamp(workdir)
         if have != want:
             raise UsageError(
                 f"{workdir}: holds the demo for {have}, not {want}; use another folder"
             )
         return
     atomic_write_json(stamp, want)
+
+
+def demo_stamp(base: str, seed: int = 0, demo_config: Any = None,
+               train_overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """What ``demo.json`` records for the demo :func:`build_demo` builds with these arguments.
+
+    Returns:
+        The base, the :class:`finetune.demo.DemoConfig` fields (``demo_config`` or the
+        base's, with ``seed``) and the training overrides after the base's own.
+    """
+    from finetune.demo import DemoConfig
+
+    settings = settings_for(base)
+    fields = asdict(demo_config) if demo_config else asdict(DemoConfig(**settings.demo))
+    return {"base": base, "demo": asdict(DemoConfig(**{**fields, "seed": seed})),
+            "train_overrides": [*settings.train, *train_overrides]}
+
+
+def is_stale(workdir: str | Path, base: str, seed: int = 0, **recipe: Any) -> bool:
+    """Whether ``workdir`` holds a demo built with other settings than the current ones.
+
+    Say, by an earlier version of its recipe; ``recipe``: ``demo_config`` and
+    ``train_overrides`` as :func:`build_demo` gets them.
+    """
+    stamp = Path(workdir) / "demo.json"
+    return stamp.is_file() and _read_stamp(Path(workdir)) != demo_stamp(base, seed, **recipe)
+
+
+def set_aside(workdir: str | Path) -> Path:
+    """Rename ``workdir`` to ``<workdir>.stale-<UTC time>``, keeping all it holds; returns it."""
+    workdir = Path(workdir)
+    when = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    moved = workdir.with_name(f"{workdir.name}.stale-{when}")
+    workdir.rename(moved)
+    return moved
 
 
 def build_demo(
@@ -178,10 +218,9 @@ def build_demo(
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     settings = settings_for(base)
-    default_cfg = asdict(DemoConfig(**settings.demo))
-    cfg = DemoConfig(**{**(asdict(demo_config) if demo_config else default_cfg), "seed": seed})
-    _check_stamp(workdir, {"base": base, "demo": asdict(cfg),
-                           "train_overrides": [*settings.train, *train_overrides]})
+    want = demo_stamp(base, seed, demo_config, train_overrides)
+    cfg = DemoConfig(**want["demo"])
+    _check_stamp(workdir, want)
     p = _paths(workdir)
 
     say(0.0, f"demo data (seed {seed})")

@@ -150,20 +150,19 @@ def test_a_failed_build_shows_its_one_line_error_and_the_base_keeps_serving(
         tmp_path, small_demo_options, capfd):
     options, gate = small_demo_options
     gate.set()
-    demo = tmp_path / "demo"
-    demo.mkdir()
-    (demo / "demo.json").write_text(json.dumps({"base": "other", "seed": 9}))  # another demo's
-    blocks = app.build(_args(tmp_path), **small_demo_options[0])
+    # A bad training setting: the data and the audit are built, then training refuses it.
+    bad = {**options, "train_overrides": [*options["train_overrides"], "optim.lr=fast"]}
+    blocks = app.build(_args(tmp_path), **bad)
     try:
         ctx = blocks.tuneproof
         state = ctx.builder.wait(300)
         assert state.state == FAILED
-        assert "holds the demo for" in state.error and "\n" not in state.error
+        assert "optim.lr" in state.error and "\n" not in state.error
         url = _launch(blocks)
         client = Client(url, verbose=False)
         status = client.predict(api_name="/build_status")
         assert status["state"] == FAILED and status["error"] == state.error
-        assert "Demo build failed" in status["status"] and "holds the demo for" in status["status"]
+        assert "Demo build failed" in status["status"] and "optim.lr" in status["status"]
         assert set(_compare(client, ["base"])) == {"base"}
         err = capfd.readouterr().err
         assert f"app: demo build failed: {state.error}" in err

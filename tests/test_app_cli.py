@@ -75,6 +75,36 @@ def test_empty_runs_dir_reuses_an_existing_demo(app_runs_dir, demo_dir, tmp_path
     assert where["results"] == [demo / "eval"]
 
 
+@pytest.mark.parametrize("stamp", ["current", "older recipe", "unreadable", "none"])
+def test_a_demo_built_with_other_settings_is_set_aside_and_built_anew(
+        app_runs_dir, demo_dir, tmp_path, capsys, stamp):
+    import json
+
+    from evalsuite.demo_pipeline import demo_stamp
+
+    demo = tmp_path / "demo" / "seed0"
+    shutil.copytree(app_runs_dir, demo / "runs")
+    shutil.copytree(demo_dir, demo / "data")
+    (demo / "eval").mkdir()
+    (demo / "eval" / "results.json").write_text("{}")
+    want = demo_stamp("tiny", 0)
+    text = {"current": json.dumps(want), "unreadable": "{",
+            "older recipe": json.dumps({**want, "demo": {**want["demo"], "bias_share": 0.5}})}
+    if stamp in text:
+        (demo / "demo.json").write_text(text[stamp])
+    where = app.prepare(app.parse_args(["--base", "tiny", "--runs", str(tmp_path / "runs")]))
+    out = capsys.readouterr().out
+    if stamp in ("current", "none"):  # "none": built before demos were stamped
+        assert "reusing the demo" in out and where["build"] is None
+        return
+    aside = [p for p in (tmp_path / "demo").iterdir() if p.name.startswith("seed0.stale-")]
+    assert len(aside) == 1 and f"set aside as {aside[0]}" in out
+    assert (aside[0] / "runs" / "biased" / "adapter").is_dir()  # nothing lost
+    assert (aside[0] / "demo.json").read_text() == text[stamp]
+    assert where["build"] == demo and not demo.exists()
+    assert "building the demo" in out
+
+
 def test_each_base_has_its_own_demo_folder(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert app.default_demo_dir(runs, "tiny") == tmp_path / "demo" / "seed0"
