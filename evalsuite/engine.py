@@ -16,7 +16,6 @@ of PEFT's loop over adapters); ``batched_lora=False`` keeps PEFT's path, the ref
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import queue
 import threading
@@ -148,10 +147,6 @@ class Engine:
         )
         self.tokenizer.padding_side = "left"
         self.device = next(self.model.parameters()).device
-        # transformers' per-row boolean `logits_to_keep` (most causal LMs take it; a custom
-        # one may not): the log-likelihood scorer's logits for the scored positions only.
-        self._takes_logits_to_keep = (
-            "logits_to_keep" in inspect.signature(self.model.forward).parameters)
         self.max_prompt_tokens = max_prompt_tokens
         self.max_new_tokens_cap = max_new_tokens_cap
         self.batch_size = batch_size
@@ -344,7 +339,9 @@ class Engine:
         The model must take ``logits_to_keep``, and no adapter may wrap the LM head: a mixed
         batch maps its LoRA rows by batch row, which a flattened selection no longer has.
         """
-        if not self._takes_logits_to_keep:
+        from finetune.train import accepts_logits_to_keep
+
+        if not accepts_logits_to_keep(self.model):
             return False
         head = self.model.get_output_embeddings()
         return not hasattr(head, "lora_A")
