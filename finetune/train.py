@@ -22,6 +22,7 @@ killed run resumes from.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import json
@@ -372,6 +373,25 @@ def _echo(text: str) -> None:
 # --------------------------------------------------------------------------- the recipe
 
 
+@contextlib.contextmanager
+def pinned_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` CPU threads (``None``: as they are), then restore the count.
+
+    The count is process-wide: two processes each running torch's default (one thread per
+    core) on a shared machine spin-wait for each other, which made a tiny demo's evaluation
+    8x slower in CI beside a second build.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _pinned_threads(fn: Callable[..., Path]) -> Callable[..., Path]:
     """Run ``fn(config, ...)`` with ``config.threads`` CPU threads, then restore the count.
 
@@ -380,15 +400,8 @@ def _pinned_threads(fn: Callable[..., Path]) -> Callable[..., Path]:
 
     @functools.wraps(fn)
     def wrapper(config: TrainConfig, *args: Any, **kwargs: Any) -> Path:
-        import torch
-
-        before = torch.get_num_threads()
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        try:
+        with pinned_threads(config.threads):
             return fn(config, *args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
 
     return wrapper
 
