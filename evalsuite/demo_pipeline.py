@@ -212,7 +212,7 @@ def build_demo(
     from finetune.data.rebalance import rebalance_file
     from finetune.data.validate import validate
     from finetune.demo import DemoConfig, write_demo
-    from finetune.train import train
+    from finetune.train import pinned_threads, train
 
     say = progress or (lambda _fraction, _message: None)
     workdir = Path(workdir).resolve()
@@ -256,8 +256,12 @@ def build_demo(
     if rerun_eval or not p["results"].is_file():
         say(0.85, "evaluating base, biased and fair")
         task = load_task(p["task"])
-        run_eval(task, base=base, adapters={"biased": p["biased"], "fair": p["fair"]},
-                 baselines=settings.baselines, out_dir=p["eval"], progress=False)
+        # With the training's thread count: torch's default (one per core) in two builds
+        # side by side spin-waits, and the figures then repeat whatever else runs.
+        threads = load_config(p["train_yaml"], [*extra, *base_override]).threads
+        with pinned_threads(threads):
+            run_eval(task, base=base, adapters={"biased": p["biased"], "fair": p["fair"]},
+                     baselines=settings.baselines, out_dir=p["eval"], progress=False)
     say(1.0, "demo ready")
     return p
 
@@ -350,14 +354,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="tiny, smollm2 (its own demo settings), a .gguf file, a folder...")
     parser.add_argument("--rerun-eval", action="store_true",
                         help="evaluate again even when eval/results.json exists")
+    parser.add_argument("--heldout-pairs", type=int, metavar="N",
+                        help="held-out gender pairs to evaluate (default: the base's demo "
+                        "setting); fewer make a quicker, coarser check")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="training override for both adapters "
                         "(repeatable), e.g. optim.epochs=12")
     args = parser.parse_args(argv)
+    demo_config = None
+    if args.heldout_pairs is not None:
+        from finetune.demo import DemoConfig
+
+        try:
+            demo_config = DemoConfig(**{**settings_for(args.base).demo,
+                                        "n_heldout_pairs": args.heldout_pairs})
+        except ValueError as err:
+            parser.error(f"--heldout-pairs: {err}")
     try:
-        paths = build_demo(args.workdir, args.seed, lambda f, m: print(f"[{f:4.0%}] {m}"),
+        paths = build_demo(args.workdir, args.seed,
+                           lambda f, m: print(f"[{f:4.0%}] {m}", flush=True),
                            base=args.base, rerun_eval=args.rerun_eval,
-                           train_overrides=args.overrides)
+                           demo_config=demo_config, train_overrides=args.overrides)
     except TuneproofError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
