@@ -378,8 +378,8 @@ def pinned_threads(threads: int | None) -> Iterator[None]:
     """Run the block with ``threads`` CPU threads (``None``: as they are), then restore the count.
 
     The count is process-wide: two processes each running torch's default (one thread per
-    core) on a shared machine spin-wait for each other, which made a tiny demo's evaluation
-    8x slower in CI beside a second build.
+    core) on a shared machine spin-wait for each other: a tiny demo's evaluation took 177-446 s
+    in CI beside a second build, and ~50 s pinned to one thread.
     """
     import torch
 

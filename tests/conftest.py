@@ -42,8 +42,8 @@ def realbase_story_build(request: pytest.FixtureRequest, tuneproof_home: Path,
 
     from finetune.gguf import smollm2_gguf
 
-    if not any(item.nodeid.startswith("tests/test_realbase_story.py")
-               for item in request.session.items):
+    if not any(item.path.name == "test_realbase_story.py"
+               and item.name == "test_story_on_smollm2" for item in request.session.items):
         yield "the story's test is not collected"
         return
     if os.environ.get("TUNEPROOF_REALBASE_STORY") == "0":
@@ -59,7 +59,7 @@ def realbase_story_build(request: pytest.FixtureRequest, tuneproof_home: Path,
                "--seed", str(story["seed"]), "--heldout-pairs", str(story["heldout_pairs"]),
                "--set", f"threads={story['threads']}"]
     with log_path.open("w") as log:
-        log.write("$ " + " ".join(command[1:]) + "\n")
+        log.write("$ python " + " ".join(command[1:]) + "\n")
         log.flush()
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
