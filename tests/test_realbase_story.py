@@ -18,7 +18,7 @@ from evalsuite.demo_pipeline import settings_for, story
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)  # waits for the build: ~20 minutes of one core, longer beside a job
+@pytest.mark.timeout(3600)  # waits for the build: ~24 minutes of one core, longer beside a job
 def test_story_on_smollm2(realbase_story_build, capsys):
     if isinstance(realbase_story_build, str):
         pytest.skip(realbase_story_build)
