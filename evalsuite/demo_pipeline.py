@@ -98,7 +98,9 @@ def settings_for(base: str) -> BaseSettings:
     return BASE_SETTINGS.get(base, BASE_SETTINGS["tiny"])
 
 
-def _paths(workdir: Path) -> dict[str, Path]:
+def demo_paths(workdir: str | Path) -> dict[str, Path]:
+    """Where :func:`build_demo` puts each file and folder of the demo in ``workdir``."""
+    workdir = Path(workdir)
     data = workdir / "data"
     runs = workdir / "runs"
     evaldir = workdir / "eval"
@@ -221,7 +223,7 @@ def build_demo(
     want = demo_stamp(base, seed, demo_config, train_overrides)
     cfg = DemoConfig(**want["demo"])
     _check_stamp(workdir, want)
-    p = _paths(workdir)
+    p = demo_paths(workdir)
 
     say(0.0, f"demo data (seed {seed})")
     if not p["task"].is_file():

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from conftest import REALBASE_STORY
 
-from evalsuite.demo_pipeline import settings_for, story
+from evalsuite.demo_pipeline import demo_paths, settings_for, story
 
 
 @pytest.mark.slow
@@ -33,15 +33,16 @@ def test_story_on_smollm2(realbase_story_build, capsys):
     with capsys.disabled():  # the figures, in the CI log
         print("\nsmollm2 story:\n" + "\n".join(shown))
     assert rc in (0, 1), f"the build failed (exit {rc}):\n{log[-3000:]}"
-    results = json.loads((workdir / "eval" / "results.json").read_text())
-    validation = json.loads((workdir / "data" / "validation.json").read_text())
+    paths = demo_paths(workdir)
+    results = json.loads(paths["results"].read_text())
+    validation = json.loads(paths["validation"].read_text())
     claims = story(results, "smollm2", validation)
     assert [(c, v) for c, v, ok in claims if not ok] == []
     assert rc == 0  # the CLI agrees: every claim held
     assert "base+zero-shot" in results["models"]
     assert results["task"]["n_rows"] == 2 * REALBASE_STORY["heldout_pairs"]
     for name in ("biased", "fair"):
-        run = json.loads((workdir / "runs" / name / "run.json").read_text())
+        run = json.loads((paths[name] / "run.json").read_text())
         with capsys.disabled():
             print(f"{name}: {run['global_step']} steps, {run['train_time_s']} s")
         assert run["base"] == "smollm2"
@@ -55,13 +56,13 @@ def test_story_on_smollm2(realbase_story_build, capsys):
     from finetune.models import resolve_base
 
     folder = resolve_base("smollm2").path
-    adapter_dir = workdir / "runs" / "biased" / "adapter"
+    adapter_dir = paths["biased"] / "adapter"
     cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
     assert cfg["base_model_name_or_path"] == folder
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, str(adapter_dir))
-    row = json.loads((workdir / "data" / "heldout.jsonl").read_text().splitlines()[0])
+    row = json.loads(paths["heldout"].read_text().splitlines()[0])
     prompt = tok.apply_chat_template(row["messages"][:-1], tokenize=False,
                                      add_generation_prompt=True)
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
