@@ -97,6 +97,8 @@ def main() -> int:
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None)
+    p.add_argument("--weight-layout", default="auto", choices=("auto", "row", "column"),
+                   help="the engine's weight_layout (auto: column-major on CPU for a real base)")
     p.add_argument("--forward-only", action="store_true",
                    help="only the prefill and decode-step CPU times (no streaming rounds)")
     p.add_argument("--write", action="store_true", help="update bench/RESULTS.md (## app)")
@@ -122,7 +124,7 @@ def main() -> int:
     if len(adapters) < 2:
         print("error: need two adapters (give --runs with two runs, or none)", file=sys.stderr)
         return 2
-    engine = Engine(args.base, adapters, device=args.device)
+    engine = Engine(args.base, adapters, device=args.device, weight_layout=args.weight_layout)
     ctx = AppContext(engine=engine, store=VoteStore(tmp / "votes.sqlite"),
                      max_new_tokens_cap=args.max_new_tokens)
     config = ctx.generation_config(args.max_new_tokens)
@@ -172,7 +174,8 @@ def main() -> int:
     lines = [
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, torch {torch.__version__}; base `{args.base}` on "
-        f"{engine.device}, {torch.get_num_threads()} torch thread(s); load average at start "
+        f"{engine.device}, {torch.get_num_threads()} torch thread(s), weight layout "
+        f"`{engine.weight_layout}`; load average at start "
         + ", ".join(f"{x:.1f}" for x in load_at_start)
         + " (1, 5, 15 min; the machine is shared with other jobs).",
         "",

@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--peft-reference", action="store_true",
                    help="also time PEFT's mixed batch and check the fast path's tokens match it")
+    p.add_argument("--weight-layout", default="auto", choices=("auto", "row", "column", "packed"),
+                   help="the engine's weight_layout (auto: packed on CPU for a real base)")
     p.add_argument("--write", action="store_true", help="record in bench/RESULTS.md")
     args = p.parse_args(argv)
 
@@ -164,12 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="eval_bench_"))
     paths = write_demo(tmp / "demo", DemoConfig(seed=0))
     prompts = [r.prompt for r in read_rows(paths["heldout"], limit=args.rows)]
-    engine = Engine(args.base, random_adapters(args.base, tmp / "adapters", ("a", "b")))
+    engine = Engine(args.base, random_adapters(args.base, tmp / "adapters", ("a", "b")),
+                    weight_layout=args.weight_layout)
     config = GenerationConfig(max_new_tokens=args.max_new_tokens)
     engine.generate(prompts[:4], [BASE, "a", "b"], config)  # warm-up
     setup = (f"base {args.base}, {len(prompts)} demo held-out prompts x 3 models (base + 2 "
              f"random LoRA r=16 adapters on all linear layers), {args.max_new_tokens} new tokens "
-             f"greedy, torch threads {torch.get_num_threads()}, {args.repeats} repeats")
+             f"greedy, torch threads {torch.get_num_threads()}, {args.repeats} repeats, weight "
+             f"layout `{engine.weight_layout}` (evalsuite/cpu_linear.py)")
     print(setup)
     load = os.getloadavg()
     rows = []

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evalsuite.cpu_linear import apply_layout, choose_layout
 from finetune.errors import InputError, UsageError, first_line
 from finetune.models import load_base
 from finetune.rundir import ADAPTER, RUN_NAME_RULE, is_run_name
 
 BASE = "__base__"
-
 
 @dataclass
 class GenerationConfig:
@@ -122,6 +122,10 @@ class Engine:
         batched_lora: apply mixed-adapter batches with the stacked fast path when every
             adapter qualifies (plain LoRA); ``False``: PEFT's own loop over adapters.
         chat_template: prompt rendering, as in training (``finetune.models.load_tokenizer``).
+        weight_layout: how the base's Linear weights are laid out for the CPU's kernels
+            (:mod:`evalsuite.cpu_linear`): ``row`` as loaded, ``column``, ``packed``
+            (oneDNN's, a second copy); ``auto`` (default) picks ``packed`` for an fp32 base
+            over 64 MiB on CPU, else ``row``. ``weight_layout`` then names the choice.
     """
 
     def __init__(
@@ -137,6 +141,7 @@ class Engine:
         batch_size: int = 32,
         batched_lora: bool = True,
         chat_template: str | None = None,
+        weight_layout: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size: must be >= 1, got {batch_size}")
@@ -147,6 +152,8 @@ class Engine:
         )
         self.tokenizer.padding_side = "left"
         self.device = next(self.model.parameters()).device
+        self.weight_layout = choose_layout(self.model, weight_layout)
+        apply_layout(self.model, self.weight_layout)
         self.max_prompt_tokens = max_prompt_tokens
         self.max_new_tokens_cap = max_new_tokens_cap
         self.batch_size = batch_size

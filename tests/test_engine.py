@@ -146,6 +146,63 @@ def test_loglikelihood_with_a_lora_on_the_lm_head(tiny_dir, tmp_path):
     _assert_loglikelihood_matches_a_direct_forward_pass(eng, "head")
 
 
+@pytest.mark.parametrize("layout", ["column", "packed"])
+def test_cpu_weight_layouts_answer_and_score_as_loaded(engine, lora_adapters, layout):
+    # tiny fits in cache, so "auto" keeps its weights as loaded; the layouts the engine picks
+    # on CPU for a real base are forced here.
+    assert engine.weight_layout == "row"
+    eng = Engine("tiny", lora_adapters, batch_size=3, weight_layout=layout)
+    assert eng.weight_layout == layout
+    # The base's Linear layers; the adapters' small lora_A/lora_B join after the change.
+    linears = [m for n, m in eng.model.named_modules()
+               if isinstance(m, torch.nn.Linear) and ".lora_" not in n]
+    assert len(linears) > 10
+    if layout == "column":
+        assert all(m.weight.t().is_contiguous() for m in linears)
+    else:
+        assert all("forward" in m.__dict__ for m in linears)
+    # Same parameters, not copies: the tied LM head still is the embedding.
+    inner = eng.model.base_model.model
+    assert inner.lm_head.weight is inner.model.embed_tokens.weight
+    prompts, models = _prompts(5), [BASE, "a", "b"]
+    cfg = GenerationConfig(max_new_tokens=10)
+    got = [[g.token_ids for g in r] for r in eng.generate(prompts, models, cfg)]
+    assert got == [[g.token_ids for g in r] for r in engine.generate(prompts, models, cfg)]
+    *_, last = eng.stream(prompts[0], models, cfg)
+    assert last == [eng.tokenizer.decode(t, skip_special_tokens=True) for t in got[0]]
+    ctx = [engine.render(p) for p in prompts]
+    cont = [" intent: shipping"] * len(prompts)
+    for a, b in zip(eng.loglikelihood(ctx, cont, models),
+                    engine.loglikelihood(ctx, cont, models), strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-5)
+    # With gradients on, a packed layer falls back to F.linear, which has a backward.
+    x = torch.randn(2, linears[0].in_features, requires_grad=True)
+    linears[0](x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_auto_layout_packs_a_large_cpu_model_only_with_memory_to_spare(monkeypatch):
+    from evalsuite import cpu_linear
+    from finetune.models import load_base
+
+    model, _ = load_base("tiny", device="cpu")
+    size = cpu_linear.linear_weight_bytes(model)
+    assert cpu_linear.choose_layout(model, "auto") == "row"  # fits in cache
+    monkeypatch.setattr(cpu_linear, "LARGE_MODEL_BYTES", 1)  # as if it did not
+    monkeypatch.setattr(cpu_linear, "available_memory_bytes", lambda: 10 * size)
+    assert cpu_linear.choose_layout(model, "auto") == "packed"
+    monkeypatch.setattr(cpu_linear, "available_memory_bytes", lambda: 3 * size)
+    assert cpu_linear.choose_layout(model, "auto") == "column"
+    assert cpu_linear.choose_layout(model.to(torch.bfloat16), "auto") == "column"
+
+
+def test_weight_layout_is_checked():
+    with pytest.raises(UsageError, match="weight_layout"):
+        Engine("tiny", weight_layout="diagonal")
+    with pytest.raises(UsageError, match="a CPU layout"):
+        Engine("tiny", device="meta", weight_layout="packed")
+
+
 def test_caps_raise_usage_errors(lora_adapters):
     eng = Engine("tiny", lora_adapters, max_prompt_tokens=20, max_new_tokens_cap=16)
     with pytest.raises(UsageError, match="max_prompt_tokens"):
