@@ -48,7 +48,14 @@ def _both(base: str, adapters: dict[str, Path], **kw: object) -> tuple[Engine, E
     return fast, ref
 
 
-def test_fast_path_tokens_equal_peft_mixed_batch_on_tiny(lora_adapters, mixed_adapters):
+@pytest.mark.parametrize("grouped_min_tokens", [1, 10**9], ids=["grouped", "stacked"])
+def test_fast_path_tokens_equal_peft_mixed_batch_on_tiny(lora_adapters, mixed_adapters,
+                                                         grouped_min_tokens, monkeypatch):
+    # Long passes apply each adapter to its own rows, short ones the stacked product: force
+    # each way for every call.
+    from evalsuite import lora_batched
+
+    monkeypatch.setattr(lora_batched, "GROUPED_MIN_TOKENS", grouped_min_tokens)
     prompts = _prompts(7)
     for adapters in (lora_adapters, mixed_adapters):
         fast, ref = _both("tiny", adapters, batch_size=3)
@@ -134,7 +141,12 @@ def test_fast_path_tokens_equal_peft_mixed_batch_on_real_base(tmp_path):
         "b": _adapter(base, tmp_path / "b", 2, r=8, lora_alpha=16,
                       target_modules=["q_proj", "v_proj", "o_proj", "embed_tokens"]),
     }
-    fast, ref = _both(base, adapters, batch_size=4)
+    # The engine's defaults (batched LoRA; on CPU, oneDNN's packed weights) against PEFT's
+    # own mixed batch on the weights as loaded.
+    fast = Engine(base, adapters, batch_size=4)
+    ref = Engine(base, adapters, batch_size=4, batched_lora=False, weight_layout="row")
+    assert fast.uses_batched_lora and not ref.uses_batched_lora
+    assert fast.weight_layout == ("packed" if fast.device.type == "cpu" else "row")
     prompts = _prompts(4)
     config = GenerationConfig(max_new_tokens=16)
     got = fast.generate(prompts, [BASE, "a", "b"], config)
