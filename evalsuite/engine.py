@@ -32,6 +32,7 @@ from finetune.rundir import ADAPTER, RUN_NAME_RULE, is_run_name
 
 BASE = "__base__"
 
+
 @dataclass
 class GenerationConfig:
     """Decoding settings shared by every model of a call.
@@ -124,8 +125,9 @@ class Engine:
         chat_template: prompt rendering, as in training (``finetune.models.load_tokenizer``).
         weight_layout: how the base's Linear weights are laid out for the CPU's kernels
             (:mod:`evalsuite.cpu_linear`): ``row`` as loaded, ``column``, ``packed``
-            (oneDNN's, a second copy); ``auto`` (default) picks ``packed`` for an fp32 base
-            over 64 MiB on CPU, else ``row``. ``weight_layout`` then names the choice.
+            (oneDNN's, a second copy); ``auto`` (default) decides by size, dtype, device and
+            free memory (:func:`evalsuite.cpu_linear.choose_layout`). ``weight_layout`` then
+            names the choice.
     """
 
     def __init__(
