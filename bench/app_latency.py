@@ -37,14 +37,17 @@ READING = (
     "adapters with two matmuls instead of PEFT's index-select/index-add per adapter; the "
     "'PEFT path' rows are the same batch through PEFT's own loop, measured in the same run."
 )
+CEILING = "3 rows of the base alone (adapters disabled, no LoRA term)"
 MESSAGE = "Hi, I'm Mary. Can you recommend a laptop? I want one under $50."
 SYSTEM = "You are a retail support assistant. Reply with the intent and the action."
 
 
 def forward_ms(engine, ctx, models: list[str], repeats: int = 30,  # noqa: ANN001
-               fast: bool = True) -> tuple[float, float]:
+               fast: bool = True, lora: bool = True) -> tuple[float, float]:
     """Median CPU ms of (one prefill forward pass over the prompt, one cached decode step),
-    one row per model in one mixed batch; ``fast=False``: PEFT's mixed-batch path.
+    one row per model in one mixed batch; ``fast=False``: PEFT's mixed-batch path;
+    ``lora=False``: the same number of rows through the base alone, adapters disabled (no
+    LoRA term at all: what any mixed batch of that many rows costs at the least).
 
     CPU time of this process, not wall time: on a machine shared with other jobs the wall
     time of a 100 ms step swings several-fold, while the work done does not.
@@ -57,7 +60,10 @@ def forward_ms(engine, ctx, models: list[str], repeats: int = 30,  # noqa: ANN00
     batch = torch.tensor([ids] * len(models), device=engine.device)
     names = [ctx.engine_name(m) for m in models]
     engine.batched_lora = fast
-    mixed, kwargs = engine._mixed(names)
+    if lora:
+        mixed, kwargs = engine._mixed(names)
+    else:
+        mixed, kwargs = engine.model.disable_adapter(), {}
     prefill, step = [], []
     try:
         with torch.inference_mode(), mixed:
@@ -97,8 +103,9 @@ def main() -> int:
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None)
-    p.add_argument("--weight-layout", default="auto", choices=("auto", "row", "column"),
-                   help="the engine's weight_layout (auto: column-major on CPU for a real base)")
+    p.add_argument("--weight-layout", default="auto",
+                   choices=("auto", "row", "column", "packed"),
+                   help="the engine's weight_layout (auto: packed on CPU for a real base)")
     p.add_argument("--forward-only", action="store_true",
                    help="only the prefill and decode-step CPU times (no streaming rounds)")
     p.add_argument("--write", action="store_true", help="update bench/RESULTS.md (## app)")
@@ -168,6 +175,7 @@ def main() -> int:
            for k, (run, models) in runners.items() if run is once}
     fwd["3 models, one mixed batch (PEFT path)"] = forward_ms(
         engine, ctx, three, args.repeats, fast=False)
+    fwd[CEILING] = forward_ms(engine, ctx, three, args.repeats, lora=False)
     mixed = med.get("3 models, one mixed batch")
     ratios = {k: (mixed[0] / med[k][0], mixed[1] / med[k][1])
               for k in ("1 model (base)", "1 model (adapter)")} if mixed else {}
@@ -205,6 +213,11 @@ def main() -> int:
             r = st / base_fwd[1]
             lines.append(f"- decode step, {k} vs 1 model (base): x{r:.2f} (goal <= 1.3: "
                          f"{'met' if r <= 1.3 else 'not met'}); prefill x{pf / base_fwd[0]:.2f}")
+    pf3 = fwd[CEILING][0] / base_fwd[0]
+    lines.append(f"- the least any 3-row batch can cost here: 3 rows of the base alone, no LoRA "
+                 f"term, prefill x{pf3:.2f} of 1 row, so first-token goal <= 1.3 is "
+                 f"{'within reach' if pf3 <= 1.3 else 'out of reach on this machine'} for any "
+                 "LoRA implementation")
     for k, (r_ttft, r_total) in ratios.items():
         verdict = "met" if r_ttft <= 1.3 else "not met"
         lines.append(f"- 3 models in one mixed batch vs {k}: TTFT x{r_ttft:.2f} (goal <= 1.3: "

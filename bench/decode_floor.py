@@ -4,7 +4,9 @@ A decode step of a dense model reads every weight once, so its floor is the time
 weights. Both are measured in this one run, with the same threads: the floor is the median
 time of one pass of ``torch.sum`` over every parameter (weight bytes / that time = the
 bandwidth), the step is the median time of one cached forward pass of one new token after a
-chat prompt (what ``generate`` does at every step). Goal: step <= 2x floor.
+chat prompt (what ``generate`` does at every step). Goal: step <= 2x floor. "Linear layers
+alone" applies the model's Linear layers to one row back to back, without the rest of the
+step: the share of the step that the matrix kernels take.
 
 Four variants, alternating: fp32 weights as loaded (row-major), fp32 stored column-major,
 fp32 in oneDNN's packed layout (the engine's default on CPU for a base that does not fit
@@ -82,6 +84,28 @@ def step_ms(engine, steps: int, rows: int = 1) -> float:  # noqa: ANN001
     return statistics.median(times) * 1000
 
 
+def linears_ms(engine, repeats: int) -> float:  # noqa: ANN001
+    """Median ms of every Linear layer of the model applied once to one row, back to back.
+
+    The matrix products of a batch-1 step without the rest of the model (norms, rotary,
+    attention, the Python around them): the part of a step the weight layout decides.
+    """
+    import torch
+
+    from evalsuite.cpu_linear import _linears
+
+    layers = [(m, torch.zeros(1, m.in_features, dtype=m.weight.dtype))
+              for m in _linears(engine.model)]
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            for m, x in layers:
+                m(x)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:]) * 1000
+
+
 # (label, dtype, weight layout): the engine's CPU default on a real base is "packed".
 VARIANTS = (("float32, row-major", "float32", "row"),
             ("float32, column-major", "float32", "column"),
@@ -112,8 +136,8 @@ def main() -> int:
     engines = {label: Engine(args.base, dtype=d, weight_layout=w, batch_size=8)
                for label, d, w in VARIANTS}
     fp32 = engines["float32, row-major"]
-    res: dict[str, dict[str, list[float]]] = {v: {"floor": [], "step": [], "step3": []}
-                                              for v in engines}
+    res: dict[str, dict[str, list[float]]] = {
+        v: {"floor": [], "step": [], "step3": [], "linears": []} for v in engines}
     for e in engines.values():
         step_ms(e, 2)  # warm-up
     for _ in range(args.rounds):
@@ -121,6 +145,7 @@ def main() -> int:
             res[v]["floor"].append(read_ms(fp32.model, 5))
             res[v]["step"].append(step_ms(e, args.steps))
             res[v]["step3"].append(step_ms(e, args.steps, rows=3))
+            res[v]["linears"].append(linears_ms(e, 5))
     tmp = Path(tempfile.mkdtemp(prefix="decode_floor_"))
     paths = write_demo(tmp / "demo", DemoConfig(seed=0))
     prompts = [r.prompt for r in read_rows(paths["heldout"], limit=args.agree_prompts)]
@@ -134,9 +159,10 @@ def main() -> int:
 
     med = statistics.median
     lines = ["| weights | MB | floor ms (bytes / bandwidth) | bandwidth GB/s (fp32 read) | "
-             "batch-1 decode step ms | step / floor | goal <= 2x | 3-row decode step ms | "
+             "batch-1 decode step ms | step / floor | goal <= 2x | its Linear layers alone ms "
+             "| Linear layers / floor | 3-row decode step ms | "
              "same greedy output as fp32 row-major |",
-             "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     fp32_bytes = weight_bytes(fp32.model)
     bandwidth = fp32_bytes / med([f for r in res.values() for f in r["floor"]])  # B/ms
     for v, e in engines.items():
@@ -145,6 +171,7 @@ def main() -> int:
         same, rate = agreement(v)
         lines.append(f"| {v} | {nbytes / 1e6:.0f} | {fl:.1f} | {bandwidth / 1e6:.1f} | "
                      f"{st:.1f} | {st / fl:.2f}x | {'met' if st / fl <= 2 else 'not met'} | "
+                     f"{med(res[v]['linears']):.1f} | {med(res[v]['linears']) / fl:.2f}x | "
                      f"{med(res[v]['step3']):.1f} | {same}/{len(prompts)} ({rate:.0%}) |")
     row, row3 = (med(res["float32, row-major"][k]) for k in ("step", "step3"))
     lines.append("")
