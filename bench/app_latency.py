@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import cpu_name, random_adapters
+from _common import cpu_name, mixed_forward_ms, random_adapters
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -45,39 +45,13 @@ SYSTEM = "You are a retail support assistant. Reply with the intent and the acti
 def forward_ms(engine, ctx, models: list[str], repeats: int = 30,  # noqa: ANN001
                fast: bool = True, lora: bool = True) -> tuple[float, float]:
     """Median CPU ms of (one prefill forward pass over the prompt, one cached decode step),
-    one row per model in one mixed batch; ``fast=False``: PEFT's mixed-batch path;
-    ``lora=False``: the same number of rows through the base alone, adapters disabled (no
-    LoRA term at all: what any mixed batch of that many rows costs at the least).
-
-    CPU time of this process, not wall time: on a machine shared with other jobs the wall
-    time of a 100 ms step swings several-fold, while the work done does not.
+    one row per model in one mixed batch (``_common.mixed_forward_ms``, CPU time).
     """
-    import torch
-
     from tuneproof_app.compare import conversation
 
     ids = engine.encode_prompt(conversation(SYSTEM, [], MESSAGE))
-    batch = torch.tensor([ids] * len(models), device=engine.device)
     names = [ctx.engine_name(m) for m in models]
-    engine.batched_lora = fast
-    if lora:
-        mixed, kwargs = engine._mixed(names)
-    else:
-        mixed, kwargs = engine.model.disable_adapter(), {}
-    prefill, step = [], []
-    try:
-        with torch.inference_mode(), mixed:
-            for _ in range(repeats):
-                t0 = time.process_time()
-                out = engine.model(input_ids=batch, use_cache=True, **kwargs)
-                prefill.append(time.process_time() - t0)
-                nxt = out.logits[:, -1:].argmax(-1)
-                t0 = time.process_time()
-                engine.model(input_ids=nxt, cache=out.cache, use_cache=True, **kwargs)
-                step.append(time.process_time() - t0)
-    finally:
-        engine.batched_lora = True
-    return statistics.median(prefill) * 1000, statistics.median(step) * 1000
+    return mixed_forward_ms(engine, ids, names, repeats, fast=fast, lora=lora)
 
 
 def write_section(body: str, command: str, title: str = "## app") -> None:

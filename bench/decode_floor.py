@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import sync
+
 PROMPT = [{"role": "system", "content": "You are a retail support assistant."},
           {"role": "user", "content": "Hi, I'm Maria. My blender arrived broken. Can I get a "
                                       "refund?"}]
@@ -63,6 +65,7 @@ def read_ms(model, repeats: int) -> float:  # noqa: ANN001
             t0 = time.perf_counter()
             for p in params:
                 p.sum()
+            sync(params[0].device)
             times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000
 
@@ -79,6 +82,7 @@ def step_ms(engine, steps: int, rows: int = 1) -> float:  # noqa: ANN001
         for _ in range(steps):
             t0 = time.perf_counter()
             out = engine.model(input_ids=nxt, cache=cache, use_cache=True)
+            sync(engine.device)
             times.append(time.perf_counter() - t0)
             cache, nxt = out.cache, out.logits[:, -1:].argmax(-1)
     return statistics.median(times) * 1000
