@@ -23,8 +23,8 @@ LoRA's backward a little: frozen weights get no weight gradients) plus attention
 the dense bf16 peak given by ``--peak-tflops`` (H200 SXM: 989).
 
 Usage: ``python bench/gpu_check.py [--out DIR] [--steps 20] [--device cuda] [--quick]
-[--write]``. Prints a markdown
-table; ``--write`` records it in bench/RESULTS.md under "## train: GPU check".
+[--write]``. Prints markdown tables; ``--write`` records them in bench/RESULTS.md under
+"## train: GPU check".
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ LLAMA_TOY = dict(LLAMA_1B, hidden_size=64, intermediate_size=128, num_hidden_lay
 
 
 def check_train(tmp: Path, method: str = "lora", *, base: str = "tiny",
-                     device: str = "cuda", max_steps: int | None = None) -> dict:
+                device: str = "cuda", max_steps: int | None = None) -> dict:
     from finetune.config import load_config
     from finetune.demo import write_demo
     from finetune.train import train
