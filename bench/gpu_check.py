@@ -1,4 +1,4 @@
-"""GPU check for a lent H200 (or any CUDA GPU): fits in ~8 minutes, downloads nothing.
+"""GPU check for a lent H200 (or any CUDA GPU): meant to fit in ~8 minutes, downloads nothing.
 
 1. ``finetune train`` on the tiny base and the demo data on CUDA (bf16, SDPA): the run
    directory is complete and the cost report filled.
@@ -14,6 +14,7 @@
    base alone (goal 1), and one mixed evaluation pass against three separate passes at 1, 4
    and 16 prompts per chunk, token-identical, with the same upper bound (goal 2).
 
+The engine checks (5.) have not yet run on a GPU, so the 8 minutes are an estimate for them.
 ``--device cpu --quick`` runs every check at toy sizes on the CPU (tiny for the real base, a
 two-layer Llama for the 1.1B): the smoke test CI runs, so the script works the first time a
 GPU is lent.
