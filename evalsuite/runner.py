@@ -343,6 +343,9 @@ def run_eval(
         "task": {"name": task.name, "path": task.path, "data": task.data, "n_rows": len(rows),
                  "scorers": [s.model_dump() for s in task.scorers], "gates": task.gates},
         "base": engine.base_ref,
+        "engine": {"device": str(engine.device),
+                   "dtype": str(next(engine.model.parameters()).dtype).removeprefix("torch."),
+                   "weight_layout": engine.weight_layout, "batch_size": engine.batch_size},
         "models": model_results,
         "comparisons": comparisons,
         "gates": {
@@ -375,10 +378,13 @@ def _load_models(
     resolved = {name: resolve_adapter_dir(path) for name, path in adapters.items()}
     if engine is None:
         say(f"loading base {base} and {len(adapters)} adapter(s)")
-        engine = Engine(base, resolved, device=device, batch_size=batch_size,
+        engine = Engine(base, resolved, device=device, dtype=task.dtype, batch_size=batch_size,
                         max_new_tokens_cap=max(256, task.generation.max_new_tokens),
                         chat_template=task.chat_template)
     else:
+        have = str(next(engine.model.parameters()).dtype).removeprefix("torch.")
+        if task.dtype not in (None, have):
+            raise UsageError(f"task dtype {task.dtype}: the loaded engine runs {have}")
         for name, folder in resolved.items():
             if name not in engine.model_names:
                 engine.add_adapter(name, folder)

@@ -146,6 +146,11 @@ class TaskSpec(_Strict):
     id_field: str = "id"
     group_field: str | None = None
     limit: int | None = Field(None, ge=1)
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    """Weights and arithmetic of the evaluation; default the loader's (bf16 on CUDA, fp32 on
+    CPU). In fp32 a row's answer is the same whatever else shares its batch; in bf16 it can
+    change with the batch (on SmolLM2, one row alone and three copies of it in one batch gave
+    different greedy tokens), so results then depend on chunking and on the mixed batch."""
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     scorers: list[ScorerSpec] = Field(min_length=1)
     baselines: BaselineSpec | None = None

@@ -98,3 +98,31 @@ def test_adapter_specs():
     for bad in (["=dir"], ["a="], ["base+few-shot=d"], ["__base__=d"]):
         with pytest.raises(UsageError):
             parse_adapters(bad)
+
+
+@pytest.mark.parametrize("dtype", [None, "bfloat16"])
+def test_task_dtype_picks_the_evaluation_arithmetic_and_results_record_it(
+        tmp_path, demo_dir, lora_adapters, dtype):
+    task = _task(tmp_path, demo_dir, [])
+    if dtype:
+        task.write_text(task.read_text().replace("limit: 6\n", f"limit: 6\ndtype: {dtype}\n"))
+    code = main(["run", str(task), "--adapter", f"a={lora_adapters['a']}",
+                 "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu"])
+    assert code == 0
+    engine = json.loads((tmp_path / "out" / "results.json").read_text())["engine"]
+    assert engine["dtype"] == (dtype or "float32")  # the loader's default on CPU: fp32
+    assert engine["device"] == "cpu" and engine["batch_size"] >= 1
+
+
+def test_task_dtype_other_than_a_given_engines_is_a_usage_error(tmp_path, demo_dir):
+    from evalsuite.engine import Engine
+    from evalsuite.runner import run_eval
+    from evalsuite.task import load_task
+    from finetune.errors import UsageError
+
+    task = _task(tmp_path, demo_dir, [])
+    task.write_text(task.read_text().replace("limit: 6\n", "limit: 6\ndtype: bfloat16\n"))
+    with pytest.raises(UsageError, match="task dtype bfloat16: the loaded engine runs float32"):
+        run_eval(load_task(task), engine=Engine("tiny", device="cpu"), out_dir=tmp_path / "o",
+                 progress=False)
+    assert not (tmp_path / "o").exists()
