@@ -105,14 +105,19 @@ def write_section(cmd: str, rows: list[dict], load: tuple[float, ...], setup: st
 
 
 def measure(engine, prompts, config, repeats: int,  # noqa: ANN001
-            peft_reference: bool = False) -> dict | None:
-    """Median wall and CPU seconds of the mixed pass and of the three separate passes."""
+            peft_reference: bool = False, strict: bool = True) -> dict | None:
+    """Median wall and CPU seconds of the mixed pass and of the three separate passes.
+
+    ``strict``: None at the first generation whose tokens differ between the ways; else the
+    figures, with ``differ`` counting such generations (bf16 rounds batches differently).
+    """
     from evalsuite.engine import BASE
 
     models = [BASE, "a", "b"]
     t_mixed, t_sep, c_mixed, c_sep, t_peft, c_peft = [], [], [], [], [], []
     t_least, c_least = [], []
     tripled = [p for p in prompts for _ in models]  # copies stay side by side when sorted
+    differ = 0
     for _ in range(repeats):
         # The least a mixed pass can cost: the same rows per chunk through the base alone,
         # adapters disabled, so no LoRA term at all. separate/this bounds any mixed pass.
@@ -142,20 +147,24 @@ def measure(engine, prompts, config, repeats: int,  # noqa: ANN001
         alone = [separate_pass(engine, prompts, m, config) for m in models]
         t_sep.append(time.perf_counter() - t0)
         c_sep.append(time.process_time() - c0)
-        if [r[0].token_ids for r in least] != [r[0].token_ids for r in alone[0]
-                                                 for _ in models]:
+        once = [r[0].token_ids for r in alone[0] for _ in models]
+        wrong = sum(a[0].token_ids != b for a, b in zip(least, once, strict=True))
+        if wrong and strict:
             print("MISMATCH: the base alone on the tripled rows", file=sys.stderr)
             return None
+        differ += wrong
         for j, name in enumerate(models):
             for i in range(len(prompts)):
                 if mixed[i][j].token_ids != alone[j][i][0].token_ids:
-                    print(f"MISMATCH: prompt {i}, model {name}", file=sys.stderr)
-                    return None
+                    if strict:
+                        print(f"MISMATCH: prompt {i}, model {name}", file=sys.stderr)
+                        return None
+                    differ += 1
     med = statistics.median
     return {"batch": engine.batch_size, "t_mixed": med(t_mixed), "t_sep": med(t_sep),
             "c_mixed": med(c_mixed), "c_sep": med(c_sep), "n": len(prompts) * 3,
             "t_peft": med(t_peft) if t_peft else None, "c_peft": med(c_peft) if c_peft else None,
-            "t_least": med(t_least), "c_least": med(c_least),
+            "t_least": med(t_least), "c_least": med(c_least), "differ": differ,
             "tokens": sum(g.n_tokens for row in mixed for g in row)}
 
 
