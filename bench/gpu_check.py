@@ -86,7 +86,7 @@ def bench_1b(args: argparse.Namespace, *, checkpointing: bool, model_dir: Path |
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    cuda = torch.device(args.device).type == "cuda"
+    cuda = args.cuda
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -253,7 +253,8 @@ def main() -> int:
 
     import torch
 
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+    args.cuda = torch.device(args.device).type == "cuda"
+    if args.cuda and not torch.cuda.is_available():
         print("gpu_check: no CUDA device (--device cpu --quick for a smoke run)", file=sys.stderr)
         return 2
     if args.quick:
@@ -287,13 +288,12 @@ def main() -> int:
         llama = random_llama_dir(tmp / "llama", args.shape, real_base)
         record(check_engine, real_base, real_base, tmp, args)
         record(check_engine, f"{args.llama_name} Llama", str(llama), tmp, args)
-        if has_bnb and torch.device(args.device).type == "cuda":
+        if has_bnb and args.cuda:
             record(bench_1b, args, checkpointing=True, model_dir=llama, qlora=True)
             record(check_train, tmp, "qlora")
         else:
             results.append({"check": "QLoRA", "error": "needs bitsandbytes and CUDA; skipped"})
-    gpu = (torch.cuda.get_device_name(0) if torch.device(args.device).type == "cuda"
-           else f"none ({args.device})")
+    gpu = torch.cuda.get_device_name(0) if args.cuda else f"none ({args.device})"
     lines = [f"GPU: {gpu}; torch {torch.__version__}; bf16 peak {args.peak_tflops} TFLOPS"
              f"{'; --quick: toy sizes' if args.quick else ''}.", "",
              "| check | tokens/s | MFU | peak memory | notes |", "|---|---:|---:|---:|---|"]

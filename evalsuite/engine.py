@@ -356,6 +356,11 @@ class Engine:
         return not hasattr(head, "lora_A")
 
     @property
+    def dtype_name(self) -> str:
+        """The base's weight dtype: ``float32``, ``bfloat16``..."""
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
+    @property
     def uses_batched_lora(self) -> bool:
         """Whether mixed batches run the stacked fast path (else PEFT's loop)."""
         with self._lock:  # _mixed builds self._batched on first use

@@ -344,7 +344,7 @@ def run_eval(
                  "scorers": [s.model_dump() for s in task.scorers], "gates": task.gates},
         "base": engine.base_ref,
         "engine": {"device": str(engine.device),
-                   "dtype": str(next(engine.model.parameters()).dtype).removeprefix("torch."),
+                   "dtype": engine.dtype_name,
                    "weight_layout": engine.weight_layout, "batch_size": engine.batch_size},
         "models": model_results,
         "comparisons": comparisons,
@@ -382,9 +382,9 @@ def _load_models(
                         max_new_tokens_cap=max(256, task.generation.max_new_tokens),
                         chat_template=task.chat_template)
     else:
-        have = str(next(engine.model.parameters()).dtype).removeprefix("torch.")
-        if task.dtype not in (None, have):
-            raise UsageError(f"task dtype {task.dtype}: the loaded engine runs {have}")
+        if task.dtype not in (None, engine.dtype_name):
+            raise UsageError(f"task dtype {task.dtype}: the loaded engine runs "
+                             f"{engine.dtype_name}")
         for name, folder in resolved.items():
             if name not in engine.model_names:
                 engine.add_adapter(name, folder)
