@@ -93,7 +93,7 @@ class BaselineSpec(_Strict):
 
 
 class FairnessSpec(BaseModel):
-    """Fairness settings; read by the ``evalsuite.fairness`` package (extra keys are kept for it)."""
+    """Fairness settings; read by ``evalsuite.fairness`` (extra keys are kept for it)."""
 
     model_config = ConfigDict(extra="allow")
     outcome_pattern: str | None = None
