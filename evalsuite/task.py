@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evalsuite.metric_names import gate_problems
 from evalsuite.metrics import SCORERS
 from finetune.data.formats import RowError, iter_rows, split_prompt, to_messages
 from finetune.errors import InputError, UsageError, where
@@ -92,10 +93,12 @@ class BaselineSpec(_Strict):
     few_shot: FewShotSpec | None = None
 
 
-class FairnessSpec(BaseModel):
-    """Fairness settings; read by ``evalsuite.fairness`` (extra keys are kept for it)."""
+class FairnessSpec(_Strict):
+    """Fairness settings, read by ``evalsuite.fairness``.
 
-    model_config = ConfigDict(extra="allow")
+    An unknown key is an error: a misspelt setting would leave its measure silently unmeasured.
+    """
+
     outcome_pattern: str | None = None
     where: Where | None = None
     counterfactual_axes: list[str] = Field(default_factory=list)
@@ -222,10 +225,12 @@ def load_task(path: str | Path) -> TaskSpec:
 
     Raises:
         InputError: a missing or unreadable file, or not YAML.
-        UsageError: a key with a bad value, as ``file:line: key: problem``.
+        UsageError: unknown keys, bad values, or gates naming a metric the task does not
+            measure, one ``file:line: key: problem`` line each.
     """
     raw, text = read_mapping(path)
-    task = validate(TaskSpec, raw, path, text)
+    # A gate on a metric the task never produces would only fail after the whole evaluation.
+    task = validate(TaskSpec, raw, path, text, check=gate_problems)
     folder = Path(path).resolve().parent
     task.path = str(Path(path).resolve())
     task.data = resolve_path(task.data, folder)

@@ -67,7 +67,9 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> 
     try:
         return int(args._run(args) or 0)
     except TuneproofError as err:
-        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        # Several problems (a config with two mistakes) print one line each.
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"{parser.prog} {args.command}: error: {line}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)

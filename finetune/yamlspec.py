@@ -13,7 +13,7 @@ Paths inside a spec are relative to its folder (:func:`resolve_path`); a hub id
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -99,26 +99,81 @@ def _line_of(index: dict[Loc, int], loc: Loc) -> int | None:
     return None
 
 
-def first_problem(err: ValidationError) -> tuple[Loc, str]:
-    """The key path and a one-line wording of a validation error's first problem."""
-    errors = err.errors()
-    first = errors[0]
-    loc = tuple(x for x in first["loc"] if not str(x).startswith(("function-", "literal[")))
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
+def _wording(error: Any) -> tuple[Loc, str]:
+    """The key path and one-line wording of one pydantic error."""
+    loc = tuple(x for x in error["loc"] if not str(x).startswith(("function-", "literal[")))
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
         msg = "unknown key"
-    elif first["type"] == "missing":
+    elif error["type"] == "missing":
         msg = "required key is missing"
-    elif "input" in first and first["type"] != "value_error":
-        msg = f"{msg} (got {str(repr(first['input']))[:60]})"
-    if len(errors) > 1:
-        msg += f" (+{len(errors) - 1} more)"
+    elif "input" in error and error["type"] != "value_error":
+        msg = f"{msg} (got {str(repr(error['input']))[:60]})"
     return loc, msg
 
 
+def problems(err: ValidationError) -> list[tuple[Loc, str]]:
+    """Every problem of a validation error: its key path and a one-line wording, in order."""
+    out: list[tuple[Loc, str]] = []
+    for error in err.errors():
+        item = _wording(error)
+        if item not in out:  # a union reports one bad value once per member type
+            out.append(item)
+    return out
+
+
+def first_problem(err: ValidationError) -> tuple[Loc, str]:
+    """The key path and a one-line wording of a validation error's first problem."""
+    return problems(err)[0]
+
+
+def report(origin: str | Path, text: str, found: list[tuple[Loc, str]],
+           overridden: Collection[str] = ()) -> str:
+    """Problems as ``file:line: key: problem`` lines, one per problem, ordered by line.
+
+    Args:
+        origin: the file the spec came from.
+        text: the file's text, to name the line of each key.
+        found: key paths and problems.
+        overridden: dotted keys set on the command line: their problems name it instead.
+    """
+    index = line_index(text)
+    lines = []
+    for loc, msg in found:
+        key = dotted(loc) or None
+        if key in overridden:
+            lines.append((0, where("command line", None, key, msg)))
+            continue
+        line = _line_of(index, loc)
+        lines.append((line or 0, where(origin, line, key, msg)))
+    return "\n".join(text for _, text in sorted(lines, key=lambda x: x[0]))
+
+
+def _without(data: Any, locs: list[Loc]) -> Any:
+    """A deep copy of ``data`` with the values at ``locs`` removed."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for loc in locs:
+        node = out
+        for part in loc[:-1]:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                node = None
+                break
+        if isinstance(node, dict) and loc and loc[-1] in node:
+            del node[loc[-1]]
+    return out
+
+
 def validate(model: type[M], data: dict[str, Any], origin: str | Path, text: str = "",
-             overridden: Collection[str] = ()) -> M:
-    """``model`` validated from ``data``; the first problem becomes one :class:`UsageError` line.
+             overridden: Collection[str] = (),
+             check: Callable[[M], list[tuple[Loc, str]]] | None = None) -> M:
+    """``model`` validated from ``data``; every problem becomes one line of a :class:`UsageError`.
+
+    A spec with two mistakes names both, one ``file:line: key: problem`` line each, so one
+    run of the command shows everything to fix.
 
     Args:
         model: the pydantic model of the spec.
@@ -126,15 +181,23 @@ def validate(model: type[M], data: dict[str, Any], origin: str | Path, text: str
         origin: the file the data came from, for the message.
         text: the file's text, to name the line of the bad key.
         overridden: dotted keys set on the command line: their errors name it instead.
+        check: further problems of a valid spec (key path, problem); also run on the spec
+            without its bad keys, so its problems are listed beside theirs.
     """
     try:
-        return model.model_validate(data)
+        spec = model.model_validate(data)
     except ValidationError as err:
-        loc, msg = first_problem(err)
-        key = dotted(loc) or None
-        if key in overridden:
-            raise UsageError(where("command line", None, key, msg)) from None
-        raise UsageError(where(origin, _line_of(line_index(text), loc), key, msg)) from None
+        found = problems(err)
+        if check is not None:
+            try:
+                found += check(model.model_validate(_without(data, [loc for loc, _ in found])))
+            except ValidationError:
+                pass  # the rest cannot be checked until these are fixed
+        raise UsageError(report(origin, text, found, overridden)) from None
+    found = check(spec) if check is not None else []
+    if found:
+        raise UsageError(report(origin, text, found, overridden))
+    return spec
 
 
 def is_hub_id(value: str) -> bool:

@@ -37,7 +37,7 @@ fairness:
 gates:
   - "heldout_loss > 0"
   - "overlap.delta_vs_base >= -1"
-  - "flip_rate_stub <= 0.5"
+  - "group_accuracy_gap <= 0.5"
 """
 
 
@@ -70,7 +70,7 @@ def evaluated(lora_adapters, demo_dir, tmp_path_factory):
         return {m: FairnessResult(
             block={"stub": True, "predictions": [{"row": 0, "variant": "swapped",
                                                   "output": "x"}]},
-            flat={"flip_rate_stub": 0.25 if m != "b" else 0.75}) for m in models}
+            flat={"group_accuracy_gap": 0.25 if m != "b" else 0.75}) for m in models}
 
     mp = pytest.MonkeyPatch()
     mp.setattr(fairness_module, "evaluate_fairness", fake, raising=False)
@@ -108,7 +108,7 @@ def test_results_json_has_models_cis_pairs_and_gates(evaluated):
     assert res["models"]["a"]["passed"] is True
     assert res["models"]["b"]["passed"] is False
     assert result.failed_gates == [
-        "b: flip_rate_stub <= 0.5 (flip_rate_stub = 0.75 fails <= 0.5)"]
+        "b: group_accuracy_gap <= 0.5 (group_accuracy_gap = 0.75 fails <= 0.5)"]
     flat = res["models"]["a"]["flat"]
     delta = next(c for c in res["comparisons"]
                  if (c["a"], c["b"], c["metric"]) == ("base", "a", "overlap"))
@@ -138,7 +138,7 @@ def test_report_html_is_self_contained_with_charts(evaluated):
     assert page.count('class="ci"') >= 3 * 5  # a CI whisker per metric per model
     assert 'class="curve"' in page and 'class="group-bar"' in page
     assert "FLAGGED" in page and "FAIL" in page
-    assert 'id="fairness"' in page and "flip_rate_stub" in page
+    assert 'id="fairness"' in page and "group_accuracy_gap" in page
 
 
 def test_report_md_lists_metrics_pairs_gates_and_disagreements(evaluated):
@@ -152,7 +152,7 @@ def test_report_md_lists_metrics_pairs_gates_and_disagreements(evaluated):
     # the verdict card leads, generated from results.json
     card = md[:md.index("## Metrics")]
     assert "- **a — ships**: intent accuracy" in card and "passes 3/3 gates" in card
-    assert "- **b — do not ship**: flip rate stub 0.75 (gate ≤ 0.5); fails 1 of 3 gates" in card
+    assert "- **b — do not ship**: group accuracy gap 0.75 (gate ≤ 0.5); fails 1 of 3 gates" in card
     page = (result.out_dir / "report.html").read_text()
     assert page.index('id="verdict"') < page.index('id="metrics"')
 
