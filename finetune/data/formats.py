@@ -459,7 +459,12 @@ def encode_batch(
     if getattr(tokenizer, "is_fast", False):
         # The Rust tokenizer directly: BatchEncoding's conversion to Python lists costs a
         # third of the time and we only need the offsets.
-        batch = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+        backend = tokenizer.backend_tokenizer
+        # A tokenizer.json may carry padding and truncation (BERT-style: to 128); switch them
+        # off as transformers' own call in encode() does, or every count here would differ.
+        backend.no_padding()
+        backend.no_truncation()
+        batch = backend.encode_batch(texts, add_special_tokens=False)
         all_offsets = [enc.offsets for enc in batch]
     else:
         all_offsets = tokenizer(
