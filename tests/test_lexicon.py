@@ -68,7 +68,7 @@ def test_every_term_and_name_round_trips() -> None:
 def test_name_axis_swaps_names_only() -> None:
     assert swap("He is James.", "name") == "He is Mary."
     with pytest.raises(ValueError):
-        swap("x", "age")
+        swap("x", "zodiac")
 
 
 def test_find_terms_and_infer_group() -> None:
@@ -141,8 +141,8 @@ def test_package_names_give_thousands_per_group() -> None:
     assert not curated & set(package_names())  # curated names keep their curated pairs
 
 
-@pytest.mark.parametrize(("name", "group"), [("Maria", "female"), ("Priya", "female"),
-                                             ("Jamal", "male"), ("Sofia", "female")])
+@pytest.mark.parametrize(("name", "group"), [("Maria", "female"), ("Sofia", "female"),
+                                             ("Ingrid", "female"), ("Lars", "male")])
 def test_package_names_are_detected_and_swapped(name: str, group: str) -> None:
     other = "male" if group == "female" else "female"
     assert name_group(name) == group

@@ -32,11 +32,31 @@ import zlib
 from collections import Counter
 from functools import cache
 
-AXES = ("gender", "name")
-"""Counterfactual axes: ``gender`` swaps terms, pronouns and names together; ``name`` swaps
-first names only, to several names of the other group."""
+from finetune.data.axes import axis_names, get_axis, use_axes_file
+from finetune.data.axes import text as axis_text
+from finetune.data.axes.builtin import RACE_THRESHOLD
+from finetune.data.axes.names import (
+    FEMALE_ROWS,
+    MALE_ROWS,
+    RACE_GROUPS,
+    census_names,
+    core,
+    core_gender,
+    core_gender_partner,
+)
+from finetune.data.axes.text import fold
 
-GROUPS: dict[str, tuple[str, str]] = {"gender": ("male", "female")}
+__all__ = ["AXES", "axes", "counterfactual_variants", "find_terms", "groups", "infer_group",
+           "name_group", "swap", "use_axes_file"]
+
+AXES = ("gender", "name", "race", "age", "religion")
+"""The built-in counterfactual axes: ``gender`` swaps terms, pronouns and names together
+(keeping a name's race where the lexicon knows it); ``name`` swaps first names only, to
+several names of the other gender; ``race`` swaps first names within gender; ``age`` swaps
+words and stated ages; ``religion`` swaps words. A user's ``axes.yaml``
+(:func:`use_axes_file`) adds its own; :func:`axes` lists them all."""
+
+GROUPS: dict[str, tuple[str, ...]] = {"gender": ("male", "female")}
 
 # Pairs (male, female); the swap is symmetric.
 GENDER_TERMS: tuple[tuple[str, str], ...] = (
@@ -171,6 +191,21 @@ def _tables() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
 
 
 @cache
+def common_words() -> frozenset[str]:
+    """Lower-case common English words (Faker's word lists, 2,239 words) and greetings.
+
+    They are never names, since a capitalised sentence start would otherwise read as one
+    ("Can", "Will").
+    """
+    from faker.providers.lorem.en_US import Provider as EnglishWords
+
+    words = set(_NOT_NAMES)
+    for listed in (EnglishWords.word_list, *EnglishWords.parts_of_speech.values()):
+        words.update(word.lower() for word in listed)
+    return frozenset(words)
+
+
+@cache
 def package_names() -> dict[str, str]:
     """First names shipped by Faker: lower-case name -> ``male``, ``female`` or ``ambiguous``.
 
@@ -178,12 +213,8 @@ def package_names() -> dict[str, str]:
     lists) and names that are not a single word of at least three letters are left out.
     Loaded on first use (reading 36 locales takes about a third of a second) and cached.
     """
-    from faker.providers.lorem.en_US import Provider as EnglishWords
-
     swap_terms, group_of, _ = _tables()
-    skip = set(group_of) | set(swap_terms) | _NOT_NAMES
-    for words in (EnglishWords.word_list, *EnglishWords.parts_of_speech.values()):
-        skip.update(word.lower() for word in words)
+    skip = set(group_of) | set(swap_terms) | common_words()
     groups: dict[str, set[str]] = {}
     for locale in NAME_LOCALES:
         provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
@@ -208,12 +239,26 @@ def name_group(name: str) -> str | None:
     _, group_of, names = _tables()
     if lower in names:
         return group_of[lower]
-    return package_names().get(lower)
+    return core_gender(fold(name)) or package_names().get(lower)
+
+
+def _partner_pool(lower: str, group: str) -> tuple[str, ...]:
+    """Curated names of the other gender for a package name.
+
+    Of its race when the census table gives it one other than white (above the threshold),
+    else the demo's table.
+    """
+    other = "female" if group == "male" else "male"
+    race, share = census_names().get(fold(lower), (None, 0.0))
+    if race is not None and race != "white" and share >= RACE_THRESHOLD:
+        rows = FEMALE_ROWS if other == "female" else MALE_ROWS
+        return tuple(row[RACE_GROUPS.index(race)] for row in rows)
+    return FIRST_NAMES[other]
 
 
 def _package_partner(lower: str, group: str, offset: int = 0) -> str:
     """A curated name of the other group for a package name, by a stable hash of the name."""
-    pool = FIRST_NAMES["female" if group == "male" else "male"]
+    pool = _partner_pool(lower, group)
     return pool[(zlib.crc32(lower.encode("utf-8")) + offset) % len(pool)]
 
 
@@ -240,20 +285,57 @@ def _swap_her(text: str, end: int) -> str:
     return "him" if _is_pronoun_use(text, end) else "his"
 
 
-def swap(text: str, axis: str = "gender") -> str:
+def axes() -> tuple[str, ...]:
+    """Every axis the lexicon knows now: the built-in ones, then the user's (``axes.yaml``)."""
+    return axis_names(AXES)
+
+
+def groups(axis: str) -> tuple[str, ...]:
+    """The groups of ``axis`` (``name`` has gender's)."""
+    if _own(axis):
+        return GROUPS["gender"]
+    return _generic(axis).groups
+
+
+def _own(axis: str) -> bool:
+    """Whether ``axis`` runs on this module's gender rules rather than the generic engine."""
+    return axis in ("gender", "name") and get_axis(axis) is None
+
+
+def _generic(axis: str):  # noqa: ANN202 - an Axis; imported lazily by callers that need it
+    found = get_axis(axis)
+    if found is None:
+        raise ValueError(f"unknown axis {axis!r}; choose one of {', '.join(axes())}")
+    return found
+
+
+def swap(text: str, axis: str = "gender", to: str | None = None) -> str:
     """Swap every demographic term of ``axis`` in ``text``.
 
     Args:
         text: Any text.
-        axis: ``gender`` swaps gendered terms, pronouns and first names; ``name`` swaps
-            first names only.
+        axis: ``gender`` swaps gendered terms, pronouns and first names (a name to one of the
+            same race or origin where the lexicon knows it); ``name`` swaps first names only;
+            any other axis (``race``, ``age``, ``religion``, a user's) rewrites its signals.
+        to: The target group on a generic axis; default the group after the text's own (the
+            other group on a two-group axis).
 
     Returns:
         The counterfactual text; words not in the lexicon and ambiguous names are left
         untouched.
     """
-    if axis not in AXES:
-        raise ValueError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
+    if not _own(axis):
+        spec = _generic(axis)
+        if to is None:
+            own = axis_text.infer(spec, text)
+            found = axis_text.find(spec, text)
+            if not found:
+                return text
+            to = spec.other(own or found[0][1])
+        elif to not in spec.groups:
+            raise ValueError(f"unknown group {to!r} of axis {axis}; choose one of "
+                             f"{', '.join(spec.groups)}")
+        return axis_text.swap_to(spec, text, to)
     swap_terms, _, names = _tables()
     package = package_names()
 
@@ -262,6 +344,9 @@ def swap(text: str, axis: str = "gender") -> str:
         lower = word.lower()
         if lower in names:
             return _case_like(word, names[lower]) if word[0].isupper() else word
+        partner = core_gender_partner(fold(word)) if word[0].isupper() else None
+        if partner is not None:
+            return _case_like(word, partner)
         if word[0].isupper() and lower in package:
             group = package[lower]
             if group != AMBIGUOUS:
@@ -282,14 +367,24 @@ def swap(text: str, axis: str = "gender") -> str:
 def find_terms(text: str, axis: str = "gender") -> list[tuple[str, str]]:
     """List the demographic words of ``text`` as (word, group) pairs, in order.
 
-    Package names count when capitalised and not ambiguous.
+    Package names count when capitalised and not ambiguous. On a generic axis the words
+    are its terms, names and stated spans (``"67"`` of "I'm 67").
     """
+    if not _own(axis):
+        return axis_text.find(_generic(axis), text)
     _, group_of, names = _tables()
     package = package_names()
+    curated = core()
     found = []
     for word in _WORD.findall(text):  # findall + a set lookup: the audit reads every row
         lower = word.lower()
         if lower not in group_of:
+            if word[0].isupper():
+                gender = core_gender(fold(word)) if fold(word) in curated or \
+                    package.get(lower) in (None, AMBIGUOUS) else None
+                if gender is not None:
+                    found.append((word, gender))
+                    continue
             group = package.get(lower)
             if group is not None and group != AMBIGUOUS and word[0].isupper():
                 found.append((word, group))  # ambiguous names decide nothing
@@ -304,6 +399,8 @@ def find_terms(text: str, axis: str = "gender") -> list[tuple[str, str]]:
 
 def infer_group(text: str, axis: str = "gender") -> str | None:
     """The group a text speaks about, by majority of its demographic words; None if unclear."""
+    if not _own(axis):
+        return axis_text.infer(_generic(axis), text)
     counts = Counter(group for _, group in find_terms(text, axis))
     if not counts:
         return None
@@ -330,6 +427,9 @@ def name_variants(text: str, k: int = 3) -> list[str]:
             if not word[0].isupper():
                 return word
             if lower not in _name_index():
+                partner = core_gender_partner(fold(word))
+                if partner is not None:
+                    return _case_like(word, _core_variant(fold(word), i))
                 group = package_names().get(lower) if lower not in group_of else None
                 if group not in GROUPS["gender"]:
                     return word
@@ -343,6 +443,21 @@ def name_variants(text: str, k: int = 3) -> list[str]:
     return [v for v in dict.fromkeys(variants) if v != text]
 
 
+def _core_variant(key: str, offset: int) -> str:
+    """The ``offset``-th curated name after a curated name's partner.
+
+    Other gender, same race (or, for a name curated for its gender only, its partner).
+    """
+    hit = core().get(key)
+    if hit is None:
+        partner = core_gender_partner(key)
+        assert partner is not None
+        return partner
+    gender, race, i = hit
+    rows = MALE_ROWS if gender == "female" else FEMALE_ROWS
+    return rows[(i + offset) % len(rows)][RACE_GROUPS.index(race)]
+
+
 @cache
 def _name_index() -> dict[str, int]:
     return {
@@ -351,10 +466,14 @@ def _name_index() -> dict[str, int]:
 
 
 def counterfactual_variants(text: str, axis: str = "gender", k: int = 3) -> list[str]:
-    """Counterfactual variants of ``text`` along ``axis``; empty when nothing would change."""
-    if axis == "gender":
+    """Counterfactual variants of ``text`` along ``axis``; empty when nothing would change.
+
+    ``gender`` gives one swap; ``name`` ``k`` names of the other gender; a generic axis one
+    variant per other group (at most ``k``), each holding every other axis where it can.
+    """
+    if axis == "gender" and _own(axis):
         swapped = swap(text, "gender")
         return [swapped] if swapped != text else []
-    if axis == "name":
+    if axis == "name" and _own(axis):
         return name_variants(text, k)
-    raise ValueError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
+    return axis_text.variants(_generic(axis), text, k)
