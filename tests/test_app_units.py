@@ -46,8 +46,14 @@ def test_probe_variants_cover_gender_and_names_without_duplicates():
         "original", "name: James", "name: John"]
     with pytest.raises(UsageError, match="no gendered word or first name"):
         variants("Where is my order?")
-    with pytest.raises(UsageError, match="axis"):
+    with pytest.raises(UsageError, match="axis: 'zodiac'"):
+        variants("Mary here.", ["zodiac"])
+    with pytest.raises(UsageError, match="axis age"):
         variants("Mary here.", ["age"])
+    # any axis: a race variant per other group keeps gender; Mohammed is no longer refused
+    assert [label for label, _ in variants("Hi, I'm Jamal.", ["race"])] == [
+        "original", "race: white", "race: hispanic", "race: asian"]
+    assert variants("Hi, I'm Mohammed.")[1] == ("gender swap", "Hi, I'm Fatima.")
 
 
 def test_outcome_masks_demographic_words_only():

@@ -152,8 +152,9 @@ def find(ctx: AppContext, message: str) -> HeldOut | None:
 def bias_pair(ctx: AppContext) -> tuple[str, str, str]:
     """``(why, original, variant)``: the pair that shows the bias best.
 
-    First choice: a counterfactual pair the evaluation saw a failing adapter flip on; else
-    the first held-out recommendation pair (same request, other name).
+    First choice: a counterfactual pair the evaluation saw a failing adapter flip on, from the
+    axis where it flipped most (gender, race, age...); else the first held-out recommendation
+    pair (same request, other name).
 
     Raises:
         UsageError: no evaluation and no held-out pairs to take one from.
@@ -166,7 +167,8 @@ def bias_pair(ctx: AppContext) -> tuple[str, str, str]:
         ranked = sorted(models.items(), key=lambda kv: kv[1].get("passed") is not False)
         for name, m in ranked:
             axes = ((m.get("fairness") or {}).get("counterfactual") or {}).get("axes") or {}
-            for axis, a in axes.items():
+            by_rate = sorted(axes.items(), key=lambda kv: -(kv[1].get("flip_rate") or 0.0))
+            for axis, a in by_rate:
                 for ex in a.get("examples") or []:
                     if ex.get("prompt") and ex.get("variant_prompt"):
                         return (f"The evaluation saw {name} change its answer on this "

@@ -12,7 +12,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from finetune.data.lexicon import AXES, counterfactual_variants, find_terms
+from finetune.data.lexicon import axes as known_axes
+from finetune.data.lexicon import counterfactual_variants, find_terms, infer_group
 from finetune.errors import UsageError
 from tuneproof_app.compare import conversation
 from tuneproof_app.context import AppContext
@@ -21,8 +22,26 @@ from tuneproof_app.examples import bias_pair, check, find, task_scorers
 _WORD = re.compile(r"[A-Za-z]+")
 
 
-def variants(message: str, axes: Sequence[str] = AXES, k: int = 3) -> list[tuple[str, str]]:
+DEFAULT_AXES = ("gender", "name")
+"""What the probe varies unless asked (race, age, religion and a user's axes on request)."""
+
+
+def _label(axis: str, text: str) -> str:
+    if axis == "gender":
+        return "gender swap"
+    if axis == "name":
+        return f"name: {', '.join(w for w, _ in find_terms(text, 'name')) or '?'}"
+    return f"{axis}: {infer_group(text, axis) or '?'}"
+
+
+def variants(message: str, axes: Sequence[str] = DEFAULT_AXES,
+             k: int = 3) -> list[tuple[str, str]]:
     """``[(label, text)]``: the original first, then each distinct counterfactual variant.
+
+    Args:
+        message: The user's message.
+        axes: Axes to vary (any the lexicon knows, a user's ``axes.yaml`` included).
+        k: Variants per axis (names on ``name``, groups on a many-group axis).
 
     Raises:
         UsageError: an unknown axis, or nothing in the message to vary.
@@ -30,18 +49,17 @@ def variants(message: str, axes: Sequence[str] = AXES, k: int = 3) -> list[tuple
     out = [("original", message)]
     seen = {message}
     for axis in axes:
-        if axis not in AXES:
-            raise UsageError(f"axis: {axis!r} is not one of {', '.join(AXES)}")
+        if axis not in known_axes():
+            raise UsageError(f"axis: {axis!r} is not one of {', '.join(known_axes())}")
         for text in counterfactual_variants(message, axis, k):
             if text in seen:
                 continue
             seen.add(text)
-            names = [w for w, _ in find_terms(text, "name")]
-            label = "gender swap" if axis == "gender" else f"name: {', '.join(names) or '?'}"
-            out.append((label, text))
+            out.append((_label(axis, text), text))
     if len(out) == 1:
         raise UsageError(
-            "message: no gendered word or first name from the lexicon to vary; "
+            "message: no gendered word or first name (or other signal of the axis "
+            f"{', '.join(axes)}) from the lexicon to vary; "
             "try e.g. \"Hi, I'm Mary. I need a laptop under $50.\""
         )
     return out
@@ -65,7 +83,7 @@ def run_probe(
     message = ctx.check_text(message)
     chosen = ctx.check_models(models)
     config = ctx.generation_config(max_new_tokens)
-    details = answer_variants(ctx, variants(message, axes or AXES), system, chosen, config)
+    details = answer_variants(ctx, variants(message, axes or DEFAULT_AXES), system, chosen, config)
     return render(details), details
 
 

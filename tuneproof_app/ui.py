@@ -8,11 +8,12 @@ from typing import Any
 
 import gradio as gr
 
-from finetune.data.lexicon import AXES
+from finetune.data.lexicon import axes as known_axes
 from tuneproof_app import arena, compare, examples, probe, reports
 from tuneproof_app.background import status_html
 from tuneproof_app.compare import N_COLUMNS
 from tuneproof_app.context import MAX_ADAPTERS, AppContext, friendly
+from tuneproof_app.probe import DEFAULT_AXES
 from tuneproof_app.spaces import gpu
 from tuneproof_app.votes import VERDICTS
 
@@ -291,7 +292,7 @@ def _probe_tab(ctx: AppContext) -> Any:
     message = gr.Textbox(_probe_example(ctx), label="Message", elem_id="probe-message")
     with gr.Row():
         models = gr.CheckboxGroup(ctx.models, value=ctx.models, label="Models")
-        axes = gr.CheckboxGroup(list(AXES), value=list(AXES), label="Vary")
+        axes = gr.CheckboxGroup(list(known_axes()), value=list(DEFAULT_AXES), label="Vary")
         max_new = gr.Slider(1, ctx.max_new_tokens_cap, min(32, ctx.max_new_tokens_cap), step=1,
                             label="Max new tokens")
     system = _system_box(ctx)
