@@ -107,6 +107,9 @@ class FairnessSpec(_Strict):
     max_examples: int = Field(20, ge=0, le=10_000)
     # Names drawn per demographic group for each counterfactual name swap.
     name_k: int = Field(3, ge=1, le=100)
+    axes_file: str | None = None
+    """A user's ``axes.yaml`` (relative to the task's folder): its axes join the built-in ones
+    for ``counterfactual_axes`` and group inference."""
 
     @field_validator("outcome_pattern")
     @classmethod
@@ -116,12 +119,13 @@ class FairnessSpec(_Strict):
     @field_validator("counterfactual_axes")
     @classmethod
     def _axes(cls, value: list[str]) -> list[str]:
-        # Checked here, at load, rather than after the whole generation pass has run.
-        from finetune.data.lexicon import AXES
+        # Checked here, at load, rather than after the whole generation pass has run; a
+        # fairness.axes_file was registered by load_task before validation.
+        from finetune.data.lexicon import axes
 
-        unknown = [a for a in value if a not in AXES]
+        unknown = [a for a in value if a not in axes()]
         if unknown:
-            raise ValueError(f"unknown axis {unknown[0]!r}; choose from {', '.join(AXES)}")
+            raise ValueError(f"unknown axis {unknown[0]!r}; choose from {', '.join(axes())}")
         return value
 
 
@@ -229,9 +233,12 @@ def load_task(path: str | Path) -> TaskSpec:
             measure, one ``file:line: key: problem`` line each.
     """
     raw, text = read_mapping(path)
+    folder = Path(path).resolve().parent
+    axes_file = _use_axes_file(raw, folder)
     # A gate on a metric the task never produces would only fail after the whole evaluation.
     task = validate(TaskSpec, raw, path, text, check=gate_problems)
-    folder = Path(path).resolve().parent
+    if task.fairness is not None and axes_file is not None:
+        task.fairness.axes_file = axes_file
     task.path = str(Path(path).resolve())
     task.data = resolve_path(task.data, folder)
     if task.chat_template and task.chat_template.endswith(".jinja"):
@@ -239,6 +246,22 @@ def load_task(path: str | Path) -> TaskSpec:
     if task.baselines and task.baselines.few_shot:
         task.baselines.few_shot.train = resolve_path(task.baselines.few_shot.train, folder)
     return task
+
+
+def _use_axes_file(raw: dict[str, Any], folder: Path) -> str | None:
+    """Register ``fairness.axes_file`` (against the task's folder) before validation.
+
+    Then ``counterfactual_axes`` may name its axes. Returns the resolved path.
+    """
+    from finetune.data.axes import use_axes_file
+
+    fairness = raw.get("fairness")
+    value = fairness.get("axes_file") if isinstance(fairness, dict) else None
+    if not isinstance(value, str) or not value:
+        return None
+    resolved = resolve_path(value, folder)
+    use_axes_file(resolved)
+    return resolved
 
 
 # ------------------------------------------------------------------------------------ rows

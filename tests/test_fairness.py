@@ -362,7 +362,7 @@ def test_unknown_axis_is_a_one_line_usage_error_at_task_load(demo_dir, tmp_path)
     text = (demo_dir / "task.yaml").read_text()
     assert "counterfactual_axes: [gender]" in text
     bad = tmp_path / "task.yaml"
-    bad.write_text(text.replace("counterfactual_axes: [gender]", "counterfactual_axes: [age]"))
-    pattern = r"task.yaml:\d+: fairness.counterfactual_axes: unknown axis 'age'"
+    bad.write_text(text.replace("counterfactual_axes: [gender]", "counterfactual_axes: [zodiac]"))
+    pattern = r"task.yaml:\d+: fairness.counterfactual_axes: unknown axis 'zodiac'"
     with pytest.raises(UsageError, match=pattern):
         load_task(bad)

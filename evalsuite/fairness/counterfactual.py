@@ -40,8 +40,9 @@ def make_variants(
     Args:
         prompt: Chat messages without the final assistant turn.
         target: The expected answer.
-        axis: ``gender`` (terms, pronouns and names) or ``name`` (first names only).
-        k: Variants per row on the ``name`` axis.
+        axis: ``gender`` (terms, pronouns and names), ``name`` (first names only), or any
+            other axis the lexicon knows (``race``, ``age``, ``religion``, a user's).
+        k: Variants per row on the ``name`` axis (names) and on many-group axes (groups).
 
     Returns:
         (messages, target) per variant; empty when the row mentions no demographic term.
@@ -247,7 +248,7 @@ def _prediction_line(ctx: _Context, a: _Answer) -> dict[str, Any]:
     v = a.variant
     return {
         "row": v.row.index, "id": v.row.id,
-        "group": infer_group(_user_text(v.prompt)),
+        "group": infer_group(_user_text(v.prompt), "gender" if v.axis == "name" else v.axis),
         "prompt": v.prompt[-1]["content"] if v.prompt else "", "output": a.output,
         "target": v.target, "labels": {
             name: extract(a.output, pattern) for name, pattern in ctx.decider.applicable(v.row)},
