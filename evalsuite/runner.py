@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalsuite import stats
 from evalsuite.engine import BASE, Engine, GenerationConfig, resolve_adapter_dir
-from evalsuite.gates import check_gates
+from evalsuite.gates import HOLM, add_bounds, check_gates
 from evalsuite.labels import NONE, extract
 from evalsuite.metrics import SCORERS, compute
 from evalsuite.task import EvalRow, TaskSpec, baseline_prompts, matches, task_rows
@@ -263,9 +263,10 @@ def _flat(
             flat[f"{key}.ci_low"] = c["ci_low"]
             flat[f"{key}.ci_high"] = c["ci_high"]
             flat[f"{c['metric']}.p_value_vs_base"] = c["p_value"]
+            flat[f"{c['metric']}.p_value_vs_base{HOLM}"] = c.get("p_value_holm")
     for key, value in (fairness_flat or {}).items():
         flat[key] = None if value is None else float(value)
-    return flat
+    return add_bounds(flat)
 
 
 def _fairness(
@@ -356,6 +357,8 @@ def run_eval(
         "stats": {"confidence": 0.95, "n_boot": task.stats.n_boot,
                   "n_permutations": task.stats.n_permutations, "seed": task.stats.seed,
                   "binary_test": "exact McNemar (statsmodels)",
+                  "multiple_comparisons": f"Holm over the run's {len(comparisons)} comparisons "
+                                          "(p_value_holm)",
                   "continuous_test": "paired sign-flip permutation"},
         "generation": task.generation.model_dump(),
         "wall_time_s": round(time.perf_counter() - t_start, 3),
@@ -455,7 +458,8 @@ def _comparisons(task: TaskSpec, models: list[ModelRow],
                               n_permutations=task.stats.n_permutations, seed=task.stats.seed,
                               binary=SCORERS[types[name]].binary)
             comparisons.append({"a": a.name, "b": b.name, "metric": name, **c})
-    return comparisons
+    # one family: every pair x metric the run reports a p-value for
+    return stats.add_holm(comparisons)
 
 
 def _model_entry(

@@ -6,6 +6,11 @@
   p-value: exact McNemar (statsmodels) when both score vectors are 0/1, else a paired
   sign-flip permutation test (exact enumeration when it is small enough).
 
+A run makes many comparisons (every pair of models x every metric), so each p-value also gets
+its Holm-adjusted value across them (:func:`holm`, statsmodels' ``multipletests``): with base,
+3 adapters and 2 baselines all equally good, some raw p of the run's 12 pairs falls under 0.05
+in about a third of the runs; Holm keeps the chance of any false "significant" under 0.05.
+
 Per-example weights turn the mean into a ratio estimator (``sum(w*s) / sum(w)``), which is how
 a token-weighted loss is resampled by example.
 """
@@ -163,6 +168,32 @@ def paired_permutation_p(
     return (1 + extreme) / (1 + n_permutations)
 
 
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm step-down adjusted p-values over one family of tests.
+
+    Missing p-values (None or NaN) stay None and do not count toward the family's size.
+    Uses ``statsmodels.stats.multitest.multipletests(method="holm")``.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    present = [i for i, p in enumerate(p_values) if _num(p) is not None]
+    out: list[float | None] = [None] * len(p_values)
+    if present:
+        adjusted = multipletests([float(p_values[i]) for i in present], method="holm")[1]
+        for i, p in zip(present, adjusted, strict=True):
+            out[i] = float(p)
+    return out
+
+
+def add_holm(
+    items: list[dict], key: str = "p_value", out: str = "p_value_holm"
+) -> list[dict]:
+    """Set ``item[out]``, the Holm-adjusted ``item[key]`` over all ``items`` (one family)."""
+    for item, p in zip(items, holm([item.get(key) for item in items]), strict=True):
+        item[out] = p
+    return items
+
+
 def summarize(
     scores: Sequence[float],
     weights: Sequence[float] | None = None,
@@ -221,5 +252,5 @@ def compare(
     return out
 
 
-def _num(x: float) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
+def _num(x: float | None) -> float | None:
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None

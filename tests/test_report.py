@@ -113,6 +113,16 @@ def test_results_json_has_models_cis_pairs_and_gates(evaluated):
     delta = next(c for c in res["comparisons"]
                  if (c["a"], c["b"], c["metric"]) == ("base", "a", "overlap"))
     assert flat["overlap.delta_vs_base"] == delta["delta"]
+    # every interval has .lower95/.upper95 names a gate can read; p-values their Holm value
+    assert flat["intent_accuracy.lower95"] == flat["intent_accuracy.ci_low"]
+    assert flat["overlap.delta_vs_base.upper95"] == delta["ci_high"]
+    from statsmodels.stats.multitest import multipletests
+
+    raw = [c["p_value"] for c in res["comparisons"]]
+    assert len(raw) == 7 * 3 and res["stats"]["multiple_comparisons"].startswith("Holm")
+    adjusted = multipletests(raw, method="holm")[1]
+    assert [c["p_value_holm"] for c in res["comparisons"]] == pytest.approx(list(adjusted))
+    assert flat["overlap.p_value_vs_base.holm"] == delta["p_value_holm"] >= delta["p_value"]
     assert res["models"]["a"]["overfitting"]["flagged"] is True
     assert "overfitting" not in res["models"]["b"]  # an adapter folder without a run
 
