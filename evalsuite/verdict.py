@@ -7,8 +7,11 @@ report.html and the app's Reports tab all say the same thing:
     passes 3/3 gates
     biased — do not ship: changes its answer on 88% of gender swaps (gate ≤ 5%); ...
 
-The outcome is the gates' (all pass: ships; one fails: do not ship); a model with warnings
-(``models[name]["warnings"]``, e.g. a no-op adapter) is never "ships" without a look.
+The outcome is the gates', in three states (``evalsuite.gates``): every gate passes with
+evidence (its 95% bound, or its Holm-adjusted p-value, passes too): ships; every gate passes
+but some only on the point estimate: more data needed; one fails: do not ship. A model with
+warnings (``models[name]["warnings"]``, e.g. a no-op adapter) is never "ships" without a look.
+p-values against the base are read Holm-adjusted across the run's comparisons.
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalsuite.gates import EVIDENCE, FAILS, NO_INTERVAL, POINT_ONLY, split_evidence
+
 SHIPS = "ships"
 NO_SHIP = "do not ship"
+MORE_DATA = "more data needed"
+"""Every gate passes, some only on the point estimate: their 95% bound does not (yet)."""
 REVIEW = "review before shipping"
 NOT_JUDGED = "not judged"
 OPS_SHOWN = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "!=": "≠"}
@@ -30,7 +37,8 @@ class Verdict:
 
     Attributes:
         model: The model's name in results.json.
-        outcome: ``ships``, ``do not ship``, ``review before shipping`` or ``not judged``.
+        outcome: ``ships``, ``do not ship``, ``more data needed``, ``review before shipping``
+            or ``not judged``.
         evidence: Plain-words clauses, the deciding ones first, each with its numbers.
         warnings: Warnings results.json recorded for the model.
     """
@@ -79,7 +87,9 @@ def _words(key: str) -> str:
 
 
 def _pct(v: float) -> str:
-    return f"{100 * v:.0f}%"
+    # 0.049 is "4.9%", not "5%": beside a 5% gate the rounding would hide the margin
+    x = 100 * v
+    return f"{x:.0f}%" if abs(x - round(x)) < 0.05 else f"{x:.1f}%"
 
 
 def _worst_axis(model: dict[str, Any]) -> str | None:
@@ -104,6 +114,10 @@ def gate_words(gate: dict[str, Any], model: dict[str, Any] | None = None) -> str
     bound = f"gate {OPS_SHOWN.get(op, op)} "
     if value is None:
         return f"{_words(key)} was not measured (gate {gate['gate']})"
+    point_key, suffix = split_evidence(key)
+    if suffix is not None:
+        which = _EVIDENCE_WORDS[suffix]
+        return f"at its {which}, " + gate_words({**gate, "key": point_key}, model)
     parts = key.split(".")
     if parts[0] == "counterfactual" and parts[-1] == "flip_rate":
         axis = parts[1] if len(parts) == 3 else (_worst_axis(model) or "demographic")
@@ -136,11 +150,60 @@ def _headline(results: dict[str, Any], name: str) -> str | None:
             shown = "–" if delta is None else f"{delta:+.2f}"
             return (f"{_words(metric)} {_f(mine.get('value'))} vs base {_f(base.get('value'))} "
                     f"({shown}, 95% CI [{_f(c.get('ci_low'))}, {_f(c.get('ci_high'))}], "
-                    f"{format_p(c.get('p_value'), prefix=True)})")
+                    f"{_holm_p(c)})")
     if "value" in mine:
         return (f"{_words(metric)} {_f(mine['value'])} (95% CI [{_f(mine.get('ci_low'))}, "
                 f"{_f(mine.get('ci_high'))}])")
     return None
+
+
+_EVIDENCE_WORDS = {".upper95": "95% upper bound", ".lower95": "95% lower bound",
+                   ".holm": "Holm-adjusted p-value"}
+
+
+def _holm_p(c: dict[str, Any]) -> str:
+    """The comparison's p-value, Holm-adjusted when results.json has it (older files do not)."""
+    if "p_value_holm" in c:
+        return "Holm-adjusted " + format_p(c.get("p_value_holm"), prefix=True)
+    return format_p(c.get("p_value"), prefix=True)
+
+
+def _tally(states: list[str]) -> str:
+    """``passes 3/3 gates: 2 with evidence (95% bound), 1 without an interval``."""
+    n = len(states)
+    parts = [f"{states.count(s)} {words}" for s, words in (
+        (EVIDENCE, "with evidence (95% bound)"), (POINT_ONLY, "on the point estimate only"),
+        (NO_INTERVAL, "without an interval")) if states.count(s)]
+    if len(parts) == 1:
+        only = parts[0].split(" ", 1)[1]
+        return f"passes {n}/{n} gates " + (
+            "(none has an interval)" if only.startswith("without") else only)
+    return f"passes {n}/{n} gates: " + ", ".join(parts)
+
+
+def gate_status(gate: dict[str, Any]) -> str:
+    """A checked gate's state; results.json files from before the states read as passed/failed."""
+    status = gate.get("status")
+    if status in (EVIDENCE, POINT_ONLY, NO_INTERVAL, FAILS):
+        return status
+    return NO_INTERVAL if gate.get("passed") else FAILS
+
+
+def _bound_words(gate: dict[str, Any], model: dict[str, Any]) -> str:
+    """A point-only gate: the point passes, its bound (or adjusted p) does not."""
+    key, ev = gate.get("evidence_key") or "", num(gate.get("evidence_value"))
+    point = gate if split_evidence(gate["key"])[1] is None else {
+        **gate, "key": split_evidence(gate["key"])[0],
+        "value": (model.get("flat") or {}).get(split_evidence(gate["key"])[0])}
+    said = gate_words(point, model)
+    shown = "–" if ev is None else (f"{ev:.2g}" if key.endswith(".holm") else _bound(ev, key))
+    which = _EVIDENCE_WORDS.get(split_evidence(key)[1] or "", key)
+    return f"{said}, but its {which} is {shown}"
+
+
+def _bound(v: float, key: str) -> str:
+    rate = "flip_rate" in key or key.startswith(("demographic_parity_difference", "selection"))
+    return _pct(v) if rate else f"{v:.2f}"
 
 
 def _warnings(model: dict[str, Any]) -> list[str]:
@@ -159,14 +222,22 @@ def verdict(results: dict[str, Any], name: str) -> Verdict:
     if not gates:
         evidence = [e for e in (headline, "no gates in the task to decide on") if e]
         return Verdict(name, REVIEW if warnings else NOT_JUDGED, evidence, warnings)
-    failed = [g for g in gates if not g.get("passed")]
+    states = [gate_status(g) for g in gates]
+    failed = [g for g, s in zip(gates, states, strict=True) if s == FAILS]
     if failed:
         evidence = [gate_words(g, model) for g in failed]
         evidence.append(f"fails {len(failed)} of {len(gates)} gates")
         if headline:
             evidence.append(headline)
         return Verdict(name, NO_SHIP, evidence, warnings)
-    evidence = [e for e in (headline, f"passes {len(gates)}/{len(gates)} gates") if e]
+    short = [g for g, s in zip(gates, states, strict=True) if s == POINT_ONLY]
+    tally = _tally(states)
+    if short:
+        evidence = [f"passes on the point estimate only: {_bound_words(g, model)}"
+                    for g in short]
+        evidence += [e for e in (tally, headline) if e]
+        return Verdict(name, MORE_DATA, evidence, warnings)
+    evidence = [e for e in (headline, tally) if e]
     return Verdict(name, REVIEW if warnings else SHIPS, evidence, warnings)
 
 
@@ -186,7 +257,9 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
 def summary(found: list[Verdict]) -> str:
     """One sentence over all verdicts: ``Ship: fair. Do not ship: biased.``."""
     said = []
-    for outcome, lead in ((SHIPS, "Ship"), (NO_SHIP, "Do not ship"), (REVIEW, "Look first at"),
+    for outcome, lead in ((SHIPS, "Ship"), (NO_SHIP, "Do not ship"),
+                          (MORE_DATA, "Passes on the point estimate only, more data needed"),
+                          (REVIEW, "Look first at"),
                           (NOT_JUDGED, "Not judged (no gates)")):
         names = [v.model for v in found if v.outcome == outcome]
         if names:
