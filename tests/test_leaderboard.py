@@ -1,3 +1,4 @@
+import itertools
 import math
 import random
 
@@ -75,7 +76,7 @@ def test_unbeaten_model_stays_finite_and_leaderboard_sorted():
     votes = [_v("a", "b", "left", i) for i in range(5)]
     rows = leaderboard(votes, models=["a", "b", "c"], n_boot=20)
     assert [r["model"] for r in rows][0] == "a"
-    assert all(math.isfinite(r["bradley_terry"]) for r in rows)
+    assert all(math.isfinite(r["bradley_terry"]) for r in rows if r["votes"])
     one = bradley_terry([_v("a", "b", "left")])
     assert 300 < one["a"] - one["b"] < 450  # one vote moves ratings moderately
     assert {r["model"]: r["votes"] for r in rows} == {"a": 5, "b": 5, "c": 0}
@@ -90,3 +91,67 @@ def test_walk_verdicts_sign_test():
     assert bf["verdict"] == "fair is better"
     assert rows[("base", "fair")]["verdict"] == "no significant difference"
     assert rows[("base", "biased")]["verdict"] == "no votes"
+
+
+def test_a_model_without_votes_is_not_rated_and_outside_the_ranking():
+    votes = [_v("a", "b", "left", i) for i in range(3)] + [_v("b", "a", "left", 9)]
+    rows = leaderboard(votes, models=["a", "b", "new"], n_boot=20)
+    assert [(r["model"], r["rank"]) for r in rows] == [("a", 1), ("b", 2), ("new", None)]
+    new = rows[-1]
+    assert new["status"] == "not rated yet" and new["votes"] == 0
+    assert new["bradley_terry"] is None and new["ci_low"] is None and new["elo"] is None
+    # the rated models' fit is the fit without the unrated one (it does not move their mean)
+    alone = bradley_terry(votes)
+    assert rows[0]["bradley_terry"] == round(alone["a"], 1)
+    assert rows[1]["bradley_terry"] == round(alone["b"], 1)
+    assert all(r["status"] == "not rated yet" and r["rank"] is None
+               for r in leaderboard([], models=["x", "y"], n_boot=5))
+
+
+def test_walk_verdicts_read_holm_adjusted_p_values():
+    from statsmodels.stats.multitest import multipletests
+
+    # a 9-1 record alone is "better" (p = 0.021); beside two other tested pairs it is not
+    votes = [_v("a", "b", "left", i) for i in range(9)] + [_v("a", "b", "right", 9)]
+    (alone,) = walk_verdicts(votes)
+    assert alone["p_value"] == pytest.approx(0.021484375)
+    assert alone["p_holm"] == pytest.approx(alone["p_value"]) and alone["verdict"] == "a is better"
+    votes += [_v("a", "c", "left", 20), _v("a", "c", "right", 21),
+              _v("b", "c", "left", 30), _v("c", "b", "left", 31), _v("b", "c", "tie", 32)]
+    rows = {(r["model_a"], r["model_b"]): r for r in walk_verdicts(votes)}
+    raw = [rows[k]["p_value"] for k in (("a", "b"), ("a", "c"), ("b", "c"))]
+    expected = multipletests(raw, method="holm")[1]
+    assert [rows[k]["p_holm"] for k in (("a", "b"), ("a", "c"), ("b", "c"))] == pytest.approx(
+        list(expected))
+    assert rows[("a", "b")]["p_holm"] == pytest.approx(3 * 0.021484375)
+    assert rows[("a", "b")]["verdict"] == "no significant difference"
+
+
+def test_holm_keeps_equal_models_from_being_called_better(monkeypatch):
+    """Five equally good models, every pair voted 20 times: walks with some "X is better"."""
+    import gc
+
+    monkeypatch.setattr(gc, "collect", lambda *a, **k: 0)  # statsmodels calls it every time
+    rng = random.Random(0)
+    names = ["m1", "m2", "m3", "m4", "m5"]
+    walks, raw_any, holm_any = 200, 0, 0
+    for _ in range(walks):
+        votes = [_v(a, b, rng.choices(["left", "right", "tie"], [0.45, 0.45, 0.1])[0])
+                 for a, b in itertools.combinations(names, 2) for _ in range(20)]
+        rows = walk_verdicts(votes)
+        raw_any += any(r["p_value"] is not None and r["p_value"] < 0.05 for r in rows)
+        holm_any += any(r["verdict"].endswith("is better") for r in rows)
+    assert 0.15 <= raw_any / walks <= 0.45  # measured 0.31
+    assert holm_any / walks <= 0.08  # measured 0.035
+
+
+def test_ratings_chart_draws_rated_models_and_names_the_unrated():
+    import pandas as pd
+
+    from tuneproof_app.reports import ratings_chart
+
+    votes = [_v("a", "b", "left", i) for i in range(3)]
+    svg = ratings_chart(pd.DataFrame(leaderboard(votes, models=["a", "b", "new"], n_boot=10)))
+    assert svg.count("<circle") == 2 and "Not rated yet (no votes): new." in svg
+    empty = ratings_chart(pd.DataFrame(leaderboard([], models=["x"], n_boot=5)))
+    assert "No votes yet" in empty and "<svg" not in empty

@@ -88,7 +88,7 @@ def tables(ctx: AppContext) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             walk = [v for v in votes if v.mode == "walk"]
             board = pd.DataFrame(lb.leaderboard(votes, ctx.models, n_boot=N_BOOT),
                                  columns=["model", "votes", "bradley_terry", "ci_low", "ci_high",
-                                          "elo"])
+                                          "elo", "rank", "status"])
             pairs = pd.DataFrame(
                 [{"model_a": p.model_a, "model_b": p.model_b, "votes": p.n, "wins_a": p.wins_a,
                   "wins_b": p.wins_b, "ties": p.ties, "both_bad": p.both_bad,

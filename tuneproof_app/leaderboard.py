@@ -1,7 +1,9 @@
 """Arena scores: per-pair win rates, Elo, Bradley-Terry with bootstrap CIs, walk verdicts.
 
 A tie and "both bad" both count half a win to each side, as in Chatbot Arena. Ratings are on
-the Elo scale (400 points = 10:1 odds) around 1000.
+the Elo scale (400 points = 10:1 odds) around 1000. A model without votes is "not rated yet":
+it is listed after the ranking, with no rating, rather than at 1000 [1000, 1000] among the
+rated ones. Walk verdicts read Holm-adjusted p-values across the pairs they test.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from itertools import combinations
 import numpy as np
 from scipy.stats import binomtest
 
+from evalsuite.stats import holm
 from tuneproof_app.votes import Vote
 
 BASE_RATING = 1000.0
 SCALE = 400.0 / math.log(10.0)
 """Elo points per unit of log-odds."""
+NOT_RATED = "not rated yet"
+"""What the leaderboard says of a model no vote has compared yet."""
 RIDGE = 0.05
 """Default prior strength: one lone win puts about 370 points between two models, not 1,300."""
 
@@ -170,20 +175,31 @@ def bootstrap_bt(
 def leaderboard(
     votes: Sequence[Vote], models: Sequence[str] = (), n_boot: int = 200, seed: int = 0
 ) -> list[dict[str, object]]:
-    """One row per model, best Bradley-Terry rating first."""
-    bt = bradley_terry(votes, models)
-    ci = bootstrap_bt(votes, models, n_boot=n_boot, seed=seed)
-    online = elo(votes, models=models)
-    n_votes = {m: 0 for m in bt}
+    """One row per model: the rated ones by Bradley-Terry rating, then those without votes.
+
+    Rated rows carry ``rank`` 1, 2, ...; a model without votes has ``rank`` None, no ratings
+    (None) and ``status`` "not rated yet". The fit and its CIs use the rated models only, so
+    an unrated model neither shows 1000 [1000, 1000] nor moves the others' mean.
+    """
+    n_votes = dict.fromkeys(models, 0)
     for v in votes:
-        n_votes[v.model_left] += 1
-        n_votes[v.model_right] += 1
-    rows = [
-        {"model": m, "votes": n_votes[m], "bradley_terry": round(bt[m], 1),
-         "ci_low": round(ci[m][0], 1), "ci_high": round(ci[m][1], 1), "elo": round(online[m], 1)}
-        for m in bt
-    ]
-    return sorted(rows, key=lambda r: -float(r["bradley_terry"]))  # type: ignore[arg-type]
+        for m in (v.model_left, v.model_right):
+            n_votes[m] = n_votes.get(m, 0) + 1
+    rated = [m for m, n in n_votes.items() if n]
+    bt = bradley_terry(votes, rated)
+    ci = bootstrap_bt(votes, rated, n_boot=n_boot, seed=seed)
+    online = elo(votes, models=rated)
+    rows: list[dict[str, object]] = sorted(
+        ({"model": m, "votes": n_votes[m], "bradley_terry": round(bt[m], 1),
+          "ci_low": round(ci[m][0], 1), "ci_high": round(ci[m][1], 1),
+          "elo": round(online[m], 1), "status": "rated"} for m in bt),
+        key=lambda r: -float(r["bradley_terry"]))  # type: ignore[arg-type]
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    rows += [{"model": m, "votes": 0, "bradley_terry": None, "ci_low": None, "ci_high": None,
+              "elo": None, "status": NOT_RATED, "rank": None}
+             for m in sorted(m for m, n in n_votes.items() if not n)]
+    return rows
 
 
 def walk_verdicts(
@@ -192,27 +208,33 @@ def walk_verdicts(
     """Per-pair verdicts over a fixed prompt set: an exact two-sided sign test on decisive votes.
 
     Returns:
-        One row per pair with the counts, the p-value and a verdict: which model is better at
-        level ``alpha``, "no significant difference", or "no votes".
+        One row per pair with the counts, the raw p-value, its Holm-adjusted ``p_holm``
+        (across every pair with decisive votes) and a verdict read from the adjusted one:
+        which model is better at level ``alpha``, "no significant difference", or "no votes".
     """
     stats = {(p.model_a, p.model_b): p for p in pair_stats(votes)}
     names = sorted(set(models) | {m for pair in stats for m in pair})
+    pairs = [stats.get((a, b), PairStats(a, b, 0, 0, 0, 0, 0))
+             for a, b in combinations(names, 2)]
+    raw = [binomtest(p.wins_a, p.wins_a + p.wins_b, 0.5).pvalue if p.wins_a + p.wins_b
+           else None for p in pairs]
+    # one family: every pair with decisive votes; five equal models give some raw p < 0.05
+    # in about a quarter of walks
+    adjusted = holm(raw)
     rows = []
-    for a, b in combinations(names, 2):
-        p = stats.get((a, b), PairStats(a, b, 0, 0, 0, 0, 0))
-        decisive = p.wins_a + p.wins_b
-        p_value = binomtest(p.wins_a, decisive, 0.5).pvalue if decisive else math.nan
+    for p, p_raw, p_holm in zip(pairs, raw, adjusted, strict=True):
         if p.n == 0:
             verdict = "no votes"
-        elif decisive and p_value < alpha:
-            verdict = f"{a if p.wins_a > p.wins_b else b} is better"
+        elif p_holm is not None and p_holm < alpha:
+            verdict = f"{p.model_a if p.wins_a > p.wins_b else p.model_b} is better"
         else:
             verdict = "no significant difference"
         rows.append({
-            "model_a": a, "model_b": b, "votes": p.n, "wins_a": p.wins_a, "wins_b": p.wins_b,
-            "ties": p.ties, "both_bad": p.both_bad,
+            "model_a": p.model_a, "model_b": p.model_b, "votes": p.n, "wins_a": p.wins_a,
+            "wins_b": p.wins_b, "ties": p.ties, "both_bad": p.both_bad,
             "win_rate_a": None if p.n == 0 else round(p.win_rate_a, 3),
-            "p_value": None if math.isnan(p_value) else float(p_value),
+            "p_value": None if p_raw is None else float(p_raw),
+            "p_holm": p_holm,
             "verdict": verdict,
         })
     return rows

@@ -8,6 +8,7 @@ Downloads are copied into a temporary folder Gradio may serve; no server path is
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import tempfile
@@ -224,12 +225,22 @@ def downloads(result_dir: Path, results: dict[str, Any],
 
 
 def ratings_chart(board: pd.DataFrame) -> str:
-    """The arena's Bradley-Terry ratings with their 95% bootstrap intervals, as SVG."""
+    """The arena's Bradley-Terry ratings with their 95% bootstrap intervals, as SVG.
+
+    Models without votes ("not rated yet") are named under the chart, not drawn at 1000.
+    """
     if board is None or board.empty or "bradley_terry" not in board:
         return "<p>No votes yet: the ratings chart appears after the first vote.</p>"
+    rated = board[board["bradley_terry"].notna()]
+    unrated = [str(m) for m in board.loc[board["bradley_terry"].isna(), "model"]]
+    note = (f"<p>Not rated yet (no votes): {html.escape(', '.join(unrated))}.</p>"
+            if unrated else "")
+    if rated.empty:
+        return "<p>No votes yet: the ratings chart appears after the first vote.</p>" + note
     items = [(str(r["model"]), {"value": r["bradley_terry"], "ci_low": r.get("ci_low"),
-                                "ci_high": r.get("ci_high")}) for _, r in board.iterrows()]
-    return metric_chart("arena rating (Bradley-Terry, 95% bootstrap CI)", items, points=True)
+                                "ci_high": r.get("ci_high")}) for _, r in rated.iterrows()]
+    return metric_chart("arena rating (Bradley-Terry, 95% bootstrap CI)", items,
+                        points=True) + note
 
 
 def data_report(registry: Registry, name: str) -> dict[str, Any]:
