@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from evalsuite.gates import EVIDENCE, FAILS, NO_INTERVAL, POINT_ONLY
 from evalsuite.verdict import num
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6",
@@ -190,3 +191,72 @@ def _ci(summary: dict[str, Any]) -> tuple[Any, Any]:
     if isinstance(ci, list | tuple) and len(ci) == 2:
         return ci[0], ci[1]
     return summary.get("ci_low"), summary.get("ci_high")
+
+
+STATE_COLOURS = {EVIDENCE: "#2a7a2a", POINT_ONLY: "#a66300", NO_INTERVAL: "#4c78a8",
+                 FAILS: "#b00"}
+"""Gate states (``evalsuite.gates.STATUSES``) as marker colours."""
+
+
+def gate_chart(gate: str, threshold: float, items: list[tuple[str, dict[str, Any]]]) -> str:
+    """One gate across models: the point (dot), its 95% interval, the bound read, the gate.
+
+    ``items = [(model, {value, lower, upper, bound, status})]``: ``bound`` is the companion
+    the gate was read against (a triangle), ``status`` colours the dot; the gate's threshold
+    is a dashed line. Values within [0, 1] get a fixed 0..1 axis.
+    """
+    vals = [v for _, m in items for k in ("value", "lower", "upper", "bound")
+            if (v := num(m.get(k))) is not None] + [threshold]
+    if len(vals) == 1:
+        return ""
+    lo, hi = min(vals), max(vals)
+    if 0 <= lo and hi <= 1:
+        lo, hi = 0.0, 1.0
+    elif hi - lo < 1e-9:
+        lo, hi = lo - 1.0, hi + 1.0
+    left, row_h = 150, 26
+    height = 40 + len(items) * row_h + 34
+    plot_w = WIDTH - left - 70
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * plot_w
+
+    parts = _open(f"gate: {gate}", height)
+    tx = x(threshold)
+    parts.append(f'<line class="threshold" x1="{tx:.1f}" x2="{tx:.1f}" y1="24" '
+                 f'y2="{height - 30}" stroke="#b00" stroke-dasharray="4 3"/>')
+    for i, (name, m) in enumerate(items):
+        y = 34 + i * row_h
+        parts.append(f'<text x="{left - 6}" y="{y + 13}" font-size="12" '
+                     f'text-anchor="end">{html.escape(name)}</text>')
+        a, b = num(m.get("lower")), num(m.get("upper"))
+        if a is not None and b is not None:
+            parts += _whisker(x(a), x(b), y, 18)
+        bound = num(m.get("bound"))
+        if bound is not None:
+            bx = x(bound)
+            parts.append(f'<path class="bound" d="M{bx:.1f},{y + 1} l-5,-7 h10 z" '
+                         f'fill="#222"><title>bound read by the gate: {_label(bound)}'
+                         '</title></path>')
+        v = num(m.get("value"))
+        colour = STATE_COLOURS.get(str(m.get("status")), "#777")
+        if v is not None:
+            parts.append(f'<circle class="point" cx="{x(v):.1f}" cy="{y + 9}" r="5" '
+                         f'fill="{colour}"/>')
+        parts.append(f'<text x="{left + plot_w + 6}" y="{y + 13}" font-size="10" '
+                     f'fill="{colour}">{html.escape(_state_short(m.get("status")))}</text>')
+    axis_y = height - 26
+    parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{axis_y}" y2="{axis_y}" '
+                 'stroke="#999"/>')
+    for t in (lo, (lo + hi) / 2, hi):
+        parts.append(f'<text x="{x(t):.1f}" y="{axis_y + 13}" font-size="10" '
+                     f'text-anchor="middle">{_label(t)}</text>')
+    parts.append(f'<text x="{left}" y="{height - 2}" font-size="10">dot: estimate; bar: 95% '
+                 'interval; triangle: the bound the gate reads; dashed: the gate</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _state_short(status: Any) -> str:
+    return {EVIDENCE: "evidence", POINT_ONLY: "point only", NO_INTERVAL: "no interval",
+            FAILS: "fails"}.get(str(status), "")

@@ -321,6 +321,33 @@ def test_verdict_has_three_states_and_reads_holm_adjusted_p_values():
     assert fails.evidence[0].startswith("at its 95% upper bound, changes its answer on 40% of")
 
 
+def test_report_shows_holm_p_values_gate_states_and_bound_markers():
+    from evalsuite.charts import gate_chart
+    from evalsuite.report import build_report, render_html, render_markdown
+
+    res = _synthetic_results()
+    for c in res["comparisons"]:
+        c["p_value_holm"] = 0.0123
+    thin = {"counterfactual.flip_rate": 0.049, "counterfactual.flip_rate.lower95": 0.01,
+            "counterfactual.flip_rate.upper95": 0.12}
+    res["models"]["fair"].update(flat=thin, gates=_gates_on(thin,
+                                                            "counterfactual.flip_rate <= 0.05"))
+    md, page = render_markdown(res, []), render_html(res, [])
+    assert "| p (Holm) |" in md and "0.012" in md and "Holm-adjusted p-values correct" in md
+    assert "| fair | counterfactual.flip_rate <= 0.05 | 0.049 | upper95 0.120 | pass | " \
+           "passes on the point estimate only |" in md
+    assert "fair — more data needed" in md
+    [chart] = build_report(res, []).charts("gate")
+    assert chart.title == "gate: counterfactual.flip_rate <= 0.05"
+    assert chart.svg.count('class="bound"') == 1 and 'class="threshold"' in chart.svg
+    assert 'class="bound"' in page and "point only" in chart.svg
+    # the bound's triangle sits at the upper bound, the threshold at 0.05 (0..1 axis)
+    svg = gate_chart("x <= 0.5", 0.5, [("m", {"value": 0.2, "lower": 0.1, "upper": 0.3,
+                                               "bound": 0.3, "status": "passes with evidence"})])
+    assert 'd="M252.0,' in svg and 'x1="320.0" x2="320.0"' in svg  # 150 + 0.3 * 340, + 0.5 * 340
+    assert gate_chart("x <= 0.5", 0.5, [("m", {"value": None})]) == ""
+
+
 def test_a_model_with_warnings_never_simply_ships():
     from evalsuite.verdict import verdicts
 

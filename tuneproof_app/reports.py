@@ -182,6 +182,8 @@ def evaluation(result_dir: Path | None, workdir: Path | None = None) -> EvalView
     except (KeyError, TypeError, ValueError):  # an older or partial results.json: text only
         return view
     view.charts = {k: _charts_html(report, k) for k in ("flip", "group", "metric", "curves")}
+    # each gate with the bound it read leads the metric charts: the verdict's evidence
+    view.charts["metric"] = _charts_html(report, "gate") + view.charts["metric"]
     view.tables = {"flip": flip_table(results), "group": group_table(results),
                    "metric": metric_table(results), "curves": overfit_table(results)}
     return view

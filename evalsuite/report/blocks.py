@@ -64,8 +64,8 @@ class Table:
 class Chart:
     """An SVG chart (HTML and the app only).
 
-    ``kind`` lets the app pick its pictures: ``metric``, ``group``, ``flip``, ``stereotype``
-    or ``curves``.
+    ``kind`` lets the app pick its pictures: ``metric``, ``group``, ``flip``, ``stereotype``,
+    ``gate`` (each gate with the bound it read) or ``curves``.
     """
 
     kind: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from evalsuite import charts
+from evalsuite.gates import LOWER95, UPPER95, split_evidence
 from evalsuite.report.blocks import (
     Block,
     Chart,
@@ -21,7 +22,7 @@ from evalsuite.report.blocks import (
     fmt_ci,
     show_output,
 )
-from evalsuite.verdict import format_p
+from evalsuite.verdict import format_p, gate_status
 
 MAX_DISAGREEMENTS = 12
 
@@ -44,27 +45,59 @@ def metrics_section(results: dict[str, Any]) -> Section:
 
 
 def comparisons_section(results: dict[str, Any]) -> Section | None:
-    """The paired comparisons (b − a) with their CIs and p-values."""
-    if not results["comparisons"]:
+    """The paired comparisons (b − a) with their CIs, raw and Holm-adjusted p-values."""
+    found = results["comparisons"]
+    if not found:
         return None
     rows = [[c["a"], c["b"], c["metric"],
              f"{fmt(c['delta'])} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
-             format_p(c["p_value"]), c["test"]] for c in results["comparisons"]]
+             format_p(c["p_value"]), format_p(c.get("p_value_holm")), c["test"]]
+            for c in found]
+    note = Text(f"Holm-adjusted p-values correct for the {len(found)} comparisons of this run "
+                "(statsmodels multipletests): read those, not the raw ones, before calling a "
+                "difference significant.", cls="note")
     return Section("Paired comparisons (b − a)",
-                   [Table(["a", "b", "metric", "delta [95% CI]", "p-value", "test"], rows)])
+                   [note, Table(["a", "b", "metric", "delta [95% CI]", "p-value",
+                                 "p (Holm)", "test"], rows)])
 
 
 def gates_section(results: dict[str, Any]) -> Section | None:
-    """Each gate per model, passed or failed, and the overall outcome."""
+    """Each gate per model: its state (with evidence, point only, fails), bound, and charts."""
     gated = [(n, m) for n, m in results["models"].items() if "gates" in m]
     if not gated:
         return None
     ok = results["gates"]["passed"]
-    rows = [[n, g["gate"], fmt(g["value"]), "pass" if g["passed"] else "FAIL", g["reason"]]
+    rows = [[n, g["gate"], fmt(g["value"]), _bound_cell(g), "pass" if g["passed"] else "FAIL",
+             gate_status(g), g["reason"]]
             for n, m in gated for g in m["gates"]]
-    return Section("Gates", [Text(f"Overall: {'all passed' if ok else 'FAILED'}",
-                                  cls="pass" if ok else "fail"),
-                             Table(["model", "gate", "value", "result", "why"], rows)])
+    blocks: list[Block] = [
+        Text(f"Overall: {'all passed' if ok else 'FAILED'}", cls="pass" if ok else "fail"),
+        Text("A gate passes with evidence when its 95% bound passes too (the upper bound for "
+             "≤, the lower for ≥; a p-value's Holm-adjusted value); on the point estimate "
+             "only, more held-out data is needed to tell.", cls="note"),
+        Table(["model", "gate", "value", "bound read", "result", "state", "why"], rows)]
+    for text in dict.fromkeys(g["gate"] for _, m in gated for g in m["gates"]):
+        items, threshold = [], 0.0
+        for n, m in gated:
+            g = next((x for x in m["gates"] if x["gate"] == text), None)
+            if g is None:
+                continue
+            threshold = g["threshold"]
+            point = split_evidence(g["key"])[0]
+            flat = m.get("flat") or {}
+            items.append((n, {"value": flat.get(point, g["value"]),
+                              "lower": flat.get(point + LOWER95),
+                              "upper": flat.get(point + UPPER95),
+                              "bound": g.get("evidence_value"), "status": gate_status(g)}))
+        if any(i["lower"] is not None or i["bound"] is not None for _, i in items):
+            blocks.append(Chart("gate", f"gate: {text}",
+                                charts.gate_chart(text, threshold, items)))
+    return Section("Gates", blocks, id="gates")
+
+
+def _bound_cell(g: dict[str, Any]) -> str:
+    key, value = g.get("evidence_key"), g.get("evidence_value")
+    return "–" if key is None else f"{key.rsplit('.', 1)[-1]} {fmt(value)}"
 
 
 def label_details_section(results: dict[str, Any]) -> Section | None:
