@@ -14,6 +14,7 @@ from finetune.cli import dispatch
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("evalsuite.run_cli", "score a base and its adapters on a task; reports and gates"),
+    "plan": ("evalsuite.plan_cli", "held-out swaps or rows each gate's 95% bound needs to pass"),
 }
 
 
