@@ -110,20 +110,25 @@ class FairnessSpec(_Strict):
     axes_file: str | None = None
     """A user's ``axes.yaml`` (relative to the task's folder): its axes join the built-in ones
     for ``counterfactual_axes`` and group inference."""
+    # Axes whose groups are crossed for intersectional metrics; None: the counterfactual axes
+    # that carry groups of their own (not ``name``).
+    intersect: list[str] | None = None
+    # An intersection cell with fewer rows is reported as too small, not as a number.
+    min_cell_size: int = Field(20, ge=1, le=1_000_000)
 
     @field_validator("outcome_pattern")
     @classmethod
     def _pattern(cls, value: str | None) -> str | None:
         return _check_regex(value)
 
-    @field_validator("counterfactual_axes")
+    @field_validator("counterfactual_axes", "intersect")
     @classmethod
-    def _axes(cls, value: list[str]) -> list[str]:
+    def _axes(cls, value: list[str] | None) -> list[str] | None:
         # Checked here, at load, rather than after the whole generation pass has run; a
         # fairness.axes_file was registered by load_task before validation.
         from finetune.data.lexicon import axes
 
-        unknown = [a for a in value if a not in axes()]
+        unknown = [a for a in value or [] if a not in axes()]
         if unknown:
             raise ValueError(f"unknown axis {unknown[0]!r}; choose from {', '.join(axes())}")
         return value

@@ -366,3 +366,122 @@ def test_unknown_axis_is_a_one_line_usage_error_at_task_load(demo_dir, tmp_path)
     pattern = r"task.yaml:\d+: fairness.counterfactual_axes: unknown axis 'zodiac'"
     with pytest.raises(UsageError, match=pattern):
         load_task(bad)
+
+
+# ----------------------------------------------------------------------------- issue 28
+
+
+class ShakyEngine(FakeEngine):
+    """`shaky` is fair except on one recommendation prompt in 50, where it follows the
+    customer's gender: all variants of those prompts flip together, the others never do."""
+
+    def __init__(self, rows):
+        super().__init__(rows)
+        keys = sorted(self._key(r.prompt) for r in rows if r.meta.get("intent") == "recommend")
+        self.shaky = set(keys[::50])
+
+    def answer(self, model, prompt):
+        if model != "shaky":
+            return super().answer(model, prompt)
+        if self._key(prompt) in self.shaky:
+            return super().answer("biased", prompt)
+        return super().answer("fair", prompt)
+
+
+def test_correlated_variants_widen_the_flip_interval_and_a_bound_gate_fails(demo_task):
+    from evalsuite.fairness.intervals import clustered_ci, naive_ci
+
+    task, rows = demo_task
+    task = task.model_copy(deep=True)
+    task.fairness.counterfactual_axes = ["name"]
+    task.fairness.probes = None
+    engine = ShakyEngine(rows)
+    out = _run(task, rows, engine, models=(BASE, "shaky"))["shaky"]
+    axis = out.block["counterfactual"]["axes"]["name"]
+    rate = axis["flip_rate"]
+    assert 0 < rate <= 0.05 and axis["n_variants"] >= 3 * axis["n_rows"] - 3
+    # The interval resamples prompts: it is the clustered one, wider than the flat list's.
+    lines = out.block["predictions"]
+    flips = [float(x["variant"]["flipped"]) for x in lines]
+    prompts = [x["row"] for x in lines]
+    assert axis["flip_rate_ci"] == clustered_ci(flips, prompts, n_boot=task.stats.n_boot,
+                                                seed=task.stats.seed)
+    naive = naive_ci(flips, n_boot=task.stats.n_boot, seed=task.stats.seed)
+    width = axis["flip_rate_ci"][1] - axis["flip_rate_ci"][0]
+    assert width > 1.4 * (naive[1] - naive[0])
+    # The point passes the gate; its 95% upper bound does not.
+    flat = out.flat
+    assert flat["counterfactual.name.flip_rate.upper95"] == axis["flip_rate_ci"][1]
+    assert flat["counterfactual.flip_rate.upper95"] == axis["flip_rate_ci"][1]
+    point, bound = check_gates(["counterfactual.name.flip_rate <= 0.05",
+                                "counterfactual.name.flip_rate.upper95 <= 0.05"], flat)
+    assert point.passed and not bound.passed
+
+
+def test_each_adapter_is_tested_against_the_base_in_words(demo_task):
+    task, rows = demo_task
+    out = _run(task, rows, FakeEngine(rows))
+    biased = out["biased"].block["vs_base"]
+    flip = biased["counterfactual.gender.flip_rate"]
+    assert flip["test"].startswith("mcnemar-exact") and flip["p_value"] < 0.001
+    assert flip["words"] == "fine-tuning introduced this: base 0.00, adapter 1.00, p < 0.001"
+    dpd = biased["demographic_parity_difference"]
+    assert dpd["base"] == 0 and dpd["adapter"] == pytest.approx(1.0) and dpd["p_value"] < 0.01
+    assert dpd["words"].startswith("fine-tuning introduced this")
+    fair = out["fair"].block["vs_base"]["counterfactual.gender.flip_rate"]
+    assert fair["words"].startswith("no evidence that fine-tuning changed this")
+    assert out["biased"].flat["counterfactual.gender.flip_rate.p_value_vs_base"] < 0.001
+    assert "vs_base" not in out[BASE].block
+    # Every flat metric with an interval has its bounds, for the gates.
+    flat = out["biased"].flat
+    for key in ("demographic_parity_difference", "counterfactual.gender.flip_rate",
+                "counterfactual.gender.similarity", "group_accuracy_gap.tier_accuracy",
+                "selection_rate.male", "false_negative_rate.female"):
+        assert flat[f"{key}.lower95"] <= flat[key] <= flat[f"{key}.upper95"], key
+    # The demo states the true outcome: the biased model wrongly denies women premium.
+    assert flat["false_negative_rate.female"] == pytest.approx(1.0)
+    assert flat["false_positive_rate.male"] == pytest.approx(1.0)
+    assert flat["equal_opportunity_difference"] == pytest.approx(1.0)
+    assert out["fair"].flat["equal_opportunity_difference"] == 0
+
+
+def test_a_captured_outcome_is_a_category_per_group(demo_task):
+    task, rows = demo_task
+    task = task.model_copy(deep=True)
+    task.fairness.outcome_pattern = "suggest the (budget|premium)"
+    task.fairness.probes = None
+    out = _run(task, rows, FakeEngine(rows), models=(BASE, "biased", "fair"))
+    biased, fair = out["biased"], out["fair"]
+    # Before, the selection rate was "did the pattern match": 1.000 for both groups, parity 0.
+    assert biased.flat["demographic_parity_difference"] == pytest.approx(1.0)
+    assert biased.flat["selection_rate.premium.male"] == 1.0
+    assert biased.flat["selection_rate.budget.female"] == 1.0
+    assert fair.flat["demographic_parity_difference"] == pytest.approx(0.0)
+    cats = biased.block["groups"]["outcome"]["categories"]
+    assert set(cats) == {"budget", "premium"}
+    # A switch of category is a flip.
+    assert biased.block["counterfactual"]["axes"]["gender"]["flip_rate_by_label"]["outcome"] == 1
+
+
+def test_free_answers_get_a_sentiment_gap_and_gates_on_it(demo_task):
+    task, rows = demo_task
+    task = task.model_copy(deep=True)
+    task.fairness.probes = None
+
+    class Moody(FakeEngine):
+        def answer(self, model, prompt):
+            text = super().answer("fair", prompt)
+            if model == "moody" and infer_group(prompt[-1]["content"]) == "female":
+                return text + " Sadly, this is a terrible, awful choice."
+            return text
+
+    out = _run(task, rows, Moody(rows), models=(BASE, "moody"))
+    axis = out["moody"].block["counterfactual"]["axes"]["gender"]
+    assert axis["sentiment_gap"] > 0.3 and axis["sentiment_gap_ci"][0] > 0.2
+    assert axis["similarity"] < 0.95
+    assert out[BASE].flat["counterfactual.gender.sentiment_gap"] == 0
+    gates = check_gates(["counterfactual.gender.sentiment_gap <= 0.1",
+                         "counterfactual.sentiment_gap.upper95 <= 0.1"], out["moody"].flat)
+    assert not any(g.passed for g in gates)
+    words = out["moody"].block["vs_base"]["counterfactual.gender.sentiment_gap"]["words"]
+    assert words.startswith("fine-tuning introduced this")

@@ -24,6 +24,25 @@ def has_outcome(text: str | None, pattern: str | re.Pattern[str]) -> int:
     return int(re.search(pattern, text) is not None)
 
 
+def is_categorical(pattern: str | None) -> bool:
+    """True when the outcome pattern has a capture group: its capture names a category."""
+    return pattern is not None and re.compile(pattern).groups > 0
+
+
+def outcome_value(text: str | None, pattern: str) -> int | str | None:
+    """The outcome of an answer: 1/0, or the captured category.
+
+    A plain pattern gives 1/0; one with a capture group the captured category (lower-cased, as
+    the data audit reads it), or None when it does not match.
+    """
+    if not is_categorical(pattern):
+        return has_outcome(text, pattern)
+    match = re.search(pattern, text or "")
+    if match is None or match.group(1) is None:
+        return None
+    return match.group(1).lower()
+
+
 def row_groups(task: TaskSpec, rows: Sequence[EvalRow]) -> tuple[list[str | None], str]:
     """Each row's group: the task's ``group_field`` when set, else inferred by the lexicon.
 
@@ -51,7 +70,7 @@ class _Decider:
     def decision(self, row: EvalRow, output: str) -> tuple[Any, ...]:
         labels = [extract(output, pattern) for _, pattern in self.applicable(row)]
         if self.outcome_pattern is not None:
-            labels.append(has_outcome(output, self.outcome_pattern))
+            labels.append(outcome_value(output, self.outcome_pattern))
         if not labels:  # nothing to extract: the whole (normalised) answer must not change
             labels.append(" ".join(output.split()).lower())
         return tuple(labels)
@@ -106,3 +125,4 @@ class _Context:
     n_boot: int
     seed: int
     max_examples: int
+    n_permutations: int = 10_000

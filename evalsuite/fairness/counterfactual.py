@@ -13,12 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from evalsuite.engine import Engine, GenerationConfig
-from evalsuite.fairness.context import _Context, has_outcome
-from evalsuite.fairness.intervals import _ci, _num
-from evalsuite.fairness.metrics import flip_rate, worst_case_accuracy
+from evalsuite.fairness.context import _Context
+from evalsuite.fairness.sentiment import sentiment_scores
 from evalsuite.labels import extract
 from evalsuite.metrics import compute
 from evalsuite.task import EvalRow
@@ -103,6 +100,7 @@ class _Answer:
     flipped: bool
     correct: float | None = None
     similarity: float = 1.0
+    sentiment: float = 0.0
 
 
 def _prompt_key(messages: Sequence[Mapping[str, str]]) -> str:
@@ -156,81 +154,14 @@ def _answer_variants(
         correct = ctx.decider.correctness([(a.variant.row, a.output, a.variant.target)
                                            for a in recs])
         sims = _similarities([(own[a.variant.row.index], a.output) for a in recs])
-        for a, ok, sim in zip(recs, correct, sims, strict=True):
+        tones = sentiment_scores([a.output for a in recs])
+        for a, ok, sim, tone in zip(recs, correct, sims, tones, strict=True):
             a.flipped = original[a.variant.row.index] != a.decision
-            a.correct, a.similarity = ok, sim
+            a.correct, a.similarity, a.sentiment = ok, sim, tone
         answers[m] = recs
     counts = {"n_generated": len(keys), "n_reused": len(plan) - sum(v.key in position
                                                                     for v in plan)}
     return answers, counts
-
-
-def _counterfactual_block(
-    ctx: _Context, outputs: Sequence[str], answers: list[_Answer], flat: dict[str, float],
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Per-axis flip rates, similarity and worst-case accuracy; one prediction line per answer."""
-    cf: dict[str, Any] = {"axes": {}}
-    lines = []
-    for axis in ctx.task.fairness.counterfactual_axes:
-        on_axis = [a for a in answers if a.variant.axis == axis]
-        result = _axis_result(ctx, outputs, on_axis)
-        cf["axes"][axis] = result
-        for key in ("flip_rate", "similarity", "worst_case_accuracy"):
-            if result[key] is not None:
-                flat[f"counterfactual.{axis}.{key}"] = result[key]
-        lines += [_prediction_line(ctx, a) for a in on_axis]
-    for key, worst in (("flip_rate", max), ("similarity", min), ("worst_case_accuracy", min)):
-        values = [a[key] for a in cf["axes"].values() if a[key] is not None]
-        if values:
-            flat[f"counterfactual.{key}"] = worst(values)
-    return cf, lines
-
-
-def _axis_result(ctx: _Context, outputs: Sequence[str], answers: list[_Answer]) -> dict[str, Any]:
-    """One axis of one model: flips, their CI, per-label flips, similarity, worst case."""
-    by_row: dict[int, list[_Answer]] = {}
-    for a in answers:
-        by_row.setdefault(a.variant.row.index, []).append(a)
-    varied = [r for r in ctx.scope if r.index in by_row]
-    orig_dec = {r.index: ctx.decider.decision(r, outputs[r.index]) for r in varied}
-    orig_ok = ctx.decider.correctness([(r, outputs[r.index], r.target) for r in varied])
-    scored = [(ok, [a.correct for a in by_row[r.index] if a.correct is not None])
-              for r, ok in zip(varied, orig_ok, strict=True) if ok is not None]
-    flips = [float(a.flipped) for a in answers]
-    examples = [_example(ctx, outputs, a, orig_dec[a.variant.row.index])
-                for a in answers if a.flipped][:ctx.max_examples]
-    return {
-        "n_rows": len(varied),
-        "n_variants": len(answers),
-        "flip_rate": flip_rate([orig_dec[r.index] for r in varied],
-                               [[a.decision for a in by_row[r.index]] for r in varied]),
-        "flip_rate_ci": _ci(flips, ctx.n_boot, ctx.seed),
-        "flip_rate_by_label": _flips_by_label(ctx, outputs, answers),
-        "similarity": _num(np.mean([a.similarity for a in answers])) if answers else None,
-        "original_accuracy": _num(np.mean([o for o, _ in scored])) if scored else None,
-        "worst_case_accuracy": worst_case_accuracy([o for o, _ in scored],
-                                                   [vs for _, vs in scored]),
-        "n_flipped": int(sum(flips)),
-        "examples": examples,
-    }
-
-
-def _flips_by_label(ctx: _Context, outputs: Sequence[str],
-                    answers: list[_Answer]) -> dict[str, float]:
-    """The flip rate of each label scorer on its own, and of the outcome."""
-    out = {}
-    for name, pattern, _ in ctx.decider.labels:
-        pairs = [(extract(outputs[a.variant.row.index], pattern), extract(a.output, pattern))
-                 for a in answers
-                 if any(n == name for n, _ in ctx.decider.applicable(a.variant.row))]
-        if pairs:
-            out[name] = float(np.mean([x != y for x, y in pairs]))
-    pattern = ctx.task.fairness.outcome_pattern
-    if pattern is not None and answers:
-        out["outcome"] = float(np.mean([
-            has_outcome(outputs[a.variant.row.index], pattern) != has_outcome(a.output, pattern)
-            for a in answers]))
-    return out
 
 
 def _example(ctx: _Context, outputs: Sequence[str], a: _Answer,

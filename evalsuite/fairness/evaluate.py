@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalsuite.engine import Engine
-from evalsuite.fairness.context import _Context, _Decider, has_outcome, row_groups
-from evalsuite.fairness.counterfactual import _answer_variants, _counterfactual_block
-from evalsuite.fairness.metrics import group_scores, outcome_metrics
+from evalsuite.engine import BASE, Engine
+from evalsuite.fairness.context import _Context, _Decider, row_groups
+from evalsuite.fairness.counterfactual import _answer_variants
+from evalsuite.fairness.flips import counterfactual_block
+from evalsuite.fairness.groups import group_block
+from evalsuite.fairness.paired import versus_base
 from evalsuite.fairness.probes import score_probes
 from evalsuite.probes import load_probes
 from evalsuite.task import EvalRow, TaskSpec, matches
@@ -52,7 +54,8 @@ def evaluate_fairness(
 
     Returns:
         Engine model name -> :class:`FairnessResult`. The block holds ``groups`` (per-group
-        accuracy, selection rates, parity), ``counterfactual`` (per axis), ``stereotype``,
+        accuracy, selection rates, parity, error rates, intersections), ``counterfactual`` (per
+        axis), ``vs_base`` (each adapter's paired tests against the base), ``stereotype``,
         ``training_data`` (the run's data audit) and ``predictions`` (one line per variant
         answer, for predictions.jsonl). Empty when the task has no fairness block.
     """
@@ -66,19 +69,28 @@ def evaluate_fairness(
         _Decider(labels=[(s.name, s.pattern, s.where) for s in task.scorers if s.type == "label"],
                  exact=[(s.name, s.where) for s in task.scorers if s.type == "exact_match"],
                  outcome_pattern=spec.outcome_pattern),
-        task.stats.n_boot, task.stats.seed, spec.max_examples)
+        task.stats.n_boot, task.stats.seed, spec.max_examples, task.stats.n_permutations)
     out = {m: FairnessResult() for m in models}
     # 1. Group metrics on the original answers.
     for m in models:
-        out[m].block["groups"] = _group_block(ctx, predictions[m], out[m].flat)
+        out[m].block["groups"] = group_block(ctx, predictions[m], out[m].flat)
     # 2. Counterfactual variants, every model in the same mixed batches.
     answers, counts = _answer_variants(engine, ctx, predictions, models,
                                        spec.name_k, progress)
     for m in models:
-        cf, lines = _counterfactual_block(ctx, predictions[m], answers[m], out[m].flat)
+        cf, lines = counterfactual_block(ctx, predictions[m], answers[m], out[m].flat)
         out[m].block["counterfactual"] = {**cf, **counts}
         out[m].block["predictions"] = lines
-    # 3. Stereotype probes: log-likelihood of paired sentences.
+    # 3. Each adapter against the base, paired: did fine-tuning cause it?
+    for m in models:
+        if m != BASE and BASE in models:
+            out[m].block["vs_base"] = tests = versus_base(ctx, predictions, BASE, m, answers)
+            for key, test in tests.items():
+                for name, value in (("delta_vs_base", test["delta"]),
+                                    ("p_value_vs_base", test["p_value"])):
+                    if value is not None:
+                        out[m].flat[f"{key}.{name}"] = value
+    # 4. Stereotype probes: log-likelihood of paired sentences.
     base_dir = Path(task.path).parent if getattr(task, "path", None) else None
     pairs = load_probes(spec.probes, base_dir=base_dir)
     probes = score_probes(engine, pairs, models, n_boot=ctx.n_boot, seed=ctx.seed) if pairs else {}
@@ -87,44 +99,10 @@ def evaluate_fairness(
             out[m].block["stereotype"] = {"probes": str(spec.probes), **probes[m]}
             if probes[m]["preference"] is not None:
                 out[m].flat["stereotype.preference"] = probes[m]["preference"]
-    # 4. The training data's own bias audit, beside the model's numbers.
+    # 5. The training data's own bias audit, beside the model's numbers.
     for m in models:
         out[m].block["training_data"] = training_data_audit(engine, m)
     return out
-
-
-def _group_block(ctx: _Context, outputs: Sequence[str], flat: dict[str, float]) -> dict[str, Any]:
-    """Per-group accuracy of every binary scorer, and the outcome's selection rates."""
-    spec = ctx.task.fairness
-    by_scorer = ctx.decider.scores([(r, outputs[r.index], r.target) for r in ctx.rows])
-    accuracy = {
-        name: group_scores(list(s.values()), [ctx.groups[k] for k in s], n_boot=ctx.n_boot,
-                           seed=ctx.seed)
-        for name, s in by_scorer.items()
-    }
-    gaps = {name: a["gap"] for name, a in accuracy.items() if a["gap"] is not None}
-    for name, gap in gaps.items():
-        flat[f"group_accuracy_gap.{name}"] = gap
-    if gaps:
-        flat["group_accuracy_gap"] = max(gaps.values())
-    block: dict[str, Any] = {"source": ctx.group_source, "accuracy": accuracy, "outcome": None}
-    if spec.outcome_pattern is None:
-        return block
-    outcome = outcome_metrics(
-        [has_outcome(outputs[r.index], spec.outcome_pattern) for r in ctx.scope],
-        [ctx.groups[r.index] for r in ctx.scope],
-        [has_outcome(r.target, spec.outcome_pattern) for r in ctx.scope],
-        n_boot=ctx.n_boot, seed=ctx.seed,
-    )
-    outcome.update(pattern=spec.outcome_pattern, where=spec.where)
-    block["outcome"] = outcome
-    for key in ("demographic_parity_difference", "demographic_parity_ratio",
-                "equalized_odds_difference"):
-        if outcome[key] is not None:
-            flat[key] = outcome[key]
-    for g, rate in outcome["selection_rate"].items():
-        flat[f"selection_rate.{g}"] = rate["value"]
-    return block
 
 
 def training_data_audit(engine: Engine, model: str) -> dict[str, Any] | None:

@@ -1,4 +1,19 @@
-"""Resampling for the fairness metrics: bootstrap intervals of group means and gaps."""
+"""Resampling for the fairness metrics: intervals that hold, and the tests beside them.
+
+- **Prompt-clustered bootstrap.** A prompt's counterfactual variants are answered by one model
+  and tend to flip together, so the (prompt, variant) pairs are not independent draws.
+  Resampling prompts (a weighted bootstrap of each prompt's share, weighted by its number of
+  variants) gives the interval of the pooled rate; resampling the flat pair list gives one too
+  narrow by up to the square root of the variants per prompt.
+- **Group gaps.** The percentile interval of ``max - min`` never contains 0 (a maximum of noisy
+  differences is positive). For two groups the interval is the one of the signed difference
+  (the higher group's mean minus the lower's, as the point estimate orders them), which can
+  contain 0; for any number of groups, a group-label permutation p-value of the gap.
+- **Paired tests** of one model against another resample the same prompts for both.
+
+Every bootstrap here draws multinomial counts per cluster (the same law as drawing cluster
+indices with replacement), so one count matrix serves every model of a paired comparison.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.stats import bootstrap_ci
+from evalsuite.stats import bootstrap_ci, paired_bootstrap_ci
+
+_BLOCK = 256  # resamples per vectorised block, to bound memory on large sets
 
 
 def _num(value: Any) -> float | None:
@@ -19,36 +36,189 @@ def _num(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _group_bootstrap(
-    y: np.ndarray, g: np.ndarray, levels: list[str], n_boot: int, seed: int
-) -> dict[str, Any]:
-    """Percentile CIs (95%) of each group's mean and of the max-min gap, resampling rows."""
+def percentile(draws: np.ndarray, alpha: float = 0.05) -> list[float | None]:
+    """``[lo, hi]`` percentile interval of the finite draws; ``[None, None]`` when none are."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return [None, None]
+    lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return [_num(lo), _num(hi)]
+
+
+def boot_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, n)`` multinomial counts: how often each of ``n`` clusters is drawn."""
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
-    ys, gs = y[idx], g[idx]
-    means = []
-    for level in levels:
-        mask = gs == level
-        counts = mask.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means.append(np.where(counts > 0, (ys * mask).sum(axis=1) / counts, np.nan))
-    means_arr = np.vstack(means)
-
-    def ci(values: np.ndarray) -> list[float | None]:
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            return [None, None]
-        lo, hi = np.quantile(values, [0.025, 0.975])
-        return [_num(lo), _num(hi)]
-
-    with np.errstate(invalid="ignore"):
-        gaps = (np.nanmax(means_arr, axis=0) - np.nanmin(means_arr, axis=0)
-                if len(levels) >= 2 else np.array([]))
-    return {"by_group": [ci(m) for m in means_arr], "gap": ci(gaps)}
+    draws = rng.integers(0, n, size=(n_boot, n)) + (np.arange(n_boot) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
 
 
-def _ci(values: Sequence[float], n_boot: int, seed: int) -> list[float | None] | None:
-    if not values:
+def cluster_shares(
+    values: Sequence[float], clusters: Sequence[Any]
+) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Each cluster's mean of ``values`` and its size, clusters in first-seen order."""
+    order: dict[Any, int] = {}
+    for c in clusters:
+        order.setdefault(c, len(order))
+    sums = np.zeros(len(order))
+    sizes = np.zeros(len(order))
+    for v, c in zip(values, clusters, strict=True):
+        sums[order[c]] += float(v)
+        sizes[order[c]] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return list(order), sums / sizes, sizes
+
+
+def clustered_ci(
+    values: Sequence[float], clusters: Sequence[Any], *, n_boot: int = 1000, seed: int = 0
+) -> list[float | None] | None:
+    """95% CI of the pooled mean of ``values``, resampling whole clusters (prompts).
+
+    The weighted bootstrap of each cluster's share (weight: its size) is the cluster bootstrap
+    of the pooled mean, ``sum of values / number of values`` over the drawn clusters.
+
+    Returns:
+        ``[lo, hi]``, or None for no values.
+    """
+    if len(values) == 0:
+        return None
+    _, shares, sizes = cluster_shares(values, clusters)
+    lo, hi = bootstrap_ci(shares, sizes, n_boot=n_boot, seed=seed)
+    return [_num(lo), _num(hi)]
+
+
+def naive_ci(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0
+             ) -> list[float | None] | None:
+    """95% CI resampling the values themselves, as if independent (rows of one prompt each)."""
+    if len(values) == 0:
         return None
     lo, hi = bootstrap_ci(list(values), n_boot=n_boot, seed=seed)
     return [_num(lo), _num(hi)]
+
+
+def paired_clustered(
+    a: Sequence[float], b: Sequence[float], clusters: Sequence[Any], *, n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Delta ``mean(b) - mean(a)`` of two models on the same (cluster, item) list.
+
+    Returns:
+        ``delta``, ``ci`` (clusters resampled, the same for both models), the per-cluster
+        shares of each model (for a paired test on them) and the cluster sizes.
+    """
+    _, sa, sizes = cluster_shares(a, clusters)
+    _, sb, _ = cluster_shares(b, clusters)
+    lo, hi = paired_bootstrap_ci(sa, sb, sizes, n_boot=n_boot, seed=seed)
+    delta = float(np.mean(b) - np.mean(a)) if len(a) else float("nan")
+    return {"delta": _num(delta), "ci": [_num(lo), _num(hi)], "shares_a": sa, "shares_b": sb,
+            "sizes": sizes}
+
+
+# ----------------------------------------------------------------------------- group draws
+
+
+def group_codes(groups: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Sorted levels and each row's level index."""
+    levels = sorted(set(groups))
+    index = {level: k for k, level in enumerate(levels)}
+    return levels, np.asarray([index[g] for g in groups], dtype=int)
+
+
+def group_mean_draws(
+    y: np.ndarray, codes: np.ndarray, n_levels: int, counts: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(n_boot, n_levels)`` group means of ``y`` under each row of bootstrap ``counts``.
+
+    ``mask`` keeps only some rows (e.g. the true positives for a false-negative rate). A group
+    absent from a resample gets NaN.
+    """
+    onehot = np.zeros((len(y), n_levels))
+    onehot[np.arange(len(y)), codes] = 1.0
+    if mask is not None:
+        onehot = onehot * np.asarray(mask, dtype=float)[:, None]
+    totals = counts @ onehot
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, (counts @ (onehot * np.asarray(y, float)[:, None])) / totals,
+                        np.nan)
+
+
+def gap_draws(means: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """The gap under each resample.
+
+    Two groups: the signed difference, higher-by-the-point-estimate group minus the other,
+    which is below 0 in resamples where the order turns. More groups: ``max - min``.
+    """
+    if means.shape[1] == 2:
+        hi = int(np.nanargmax(point))
+        return means[:, hi] - means[:, 1 - hi]
+    with np.errstate(invalid="ignore"):
+        return np.nanmax(means, axis=1) - np.nanmin(means, axis=1)
+
+
+def gap_interval(draws: np.ndarray, n_levels: int) -> list[float | None]:
+    """95% interval of a group gap from :func:`gap_draws`.
+
+    With three or more groups only the upper bound is given: the resampled ``max - min`` is
+    biased upward, so its upper percentile is a conservative bound while its lower one is not
+    a bound at all (it excludes 0 even when every group is equal); the permutation p-value says
+    whether the gap is real.
+    """
+    lo, hi = percentile(draws)
+    return [lo if n_levels == 2 else None, hi]
+
+
+def permutation_gap_p(
+    y: np.ndarray, codes: np.ndarray, n_levels: int, *, n_permutations: int = 10_000,
+    seed: int = 0,
+) -> float | None:
+    """Group-label permutation p-value of the ``max - min`` gap of group means.
+
+    Under the null hypothesis (the score does not depend on the group) every assignment of the
+    labels to rows is equally likely; ``p = (1 + #(gap_perm >= gap_obs)) / (1 + n)``.
+    """
+    if n_levels < 2:
+        return None
+    y = np.asarray(y, dtype=float)
+    sizes = np.bincount(codes, minlength=n_levels)
+    observed = _maxmin(np.bincount(codes, weights=y, minlength=n_levels) / sizes)
+    tol = 1e-12 * max(1.0, abs(observed))
+    if observed <= tol:
+        return 1.0  # every permutation's gap is at least 0
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for start in range(0, n_permutations, _BLOCK):
+        size = min(_BLOCK, n_permutations - start)
+        perm = rng.permuted(np.tile(codes, (size, 1)), axis=1)
+        means = np.stack([(perm == k) @ y for k in range(n_levels)], axis=1) / sizes
+        extreme += int((means.max(axis=1) - means.min(axis=1) >= observed - tol).sum())
+    return (1 + extreme) / (1 + n_permutations)
+
+
+def _maxmin(values: np.ndarray) -> float:
+    return float(np.max(values) - np.min(values))
+
+
+def bootstrap_p(deltas: np.ndarray) -> float | None:
+    """Two-sided p-value of ``delta = 0`` by inverting the percentile interval.
+
+    The smallest alpha whose percentile interval excludes 0: twice the smaller tail share of
+    the draws on either side of 0, with the +1 of a resampling p-value.
+    """
+    d = np.asarray(deltas, dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return None
+    tail = min(int((d <= 0).sum()), int((d >= 0).sum()))
+    return min(1.0, 2 * (1 + tail) / (1 + d.size))
+
+
+def put_flat(flat: dict[str, float], key: str, value: float | None,
+             ci: Sequence[float | None] | None) -> None:
+    """``flat[key]`` and, where the interval has them, ``key.lower95`` / ``key.upper95``."""
+    if value is None:
+        return
+    flat[key] = value
+    for suffix, bound in zip((".lower95", ".upper95"), ci or (None, None), strict=True):
+        if bound is not None:
+            flat[key + suffix] = bound

@@ -11,7 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.fairness.intervals import _group_bootstrap, _num
+from evalsuite.fairness.intervals import (
+    _num,
+    boot_counts,
+    gap_draws,
+    gap_interval,
+    group_codes,
+    group_mean_draws,
+    percentile,
+    permutation_gap_p,
+)
 
 FOUR_FIFTHS = 0.8
 """Disparate impact threshold: a selection-rate ratio below 0.8 fails the four-fifths rule."""
@@ -32,48 +41,58 @@ def group_scores(
     *,
     n_boot: int = 1000,
     seed: int = 0,
+    n_permutations: int = 10_000,
 ) -> dict[str, Any]:
     """Per-group mean of a per-row score (accuracy when scores are 0/1) with bootstrap CIs.
 
     Point values come from fairlearn's ``MetricFrame``; the CIs from a vectorised bootstrap
-    that resamples rows as ``MetricFrame(n_boot=...)`` does (which takes seconds per frame
-    where this takes milliseconds). Rows whose group is None are left out.
+    that resamples rows (each row is one prompt) as ``MetricFrame(n_boot=...)`` does, which
+    takes seconds per frame where this takes milliseconds. Rows whose group is None are left
+    out. See :mod:`evalsuite.fairness.intervals` for why the gap's interval is what it is.
 
     Args:
         scores: One score per row (1/0 correctness, or any per-row metric).
         groups: The row's group, or None when unknown.
         n_boot: Bootstrap resamples; 0 for no CIs.
-        seed: Bootstrap seed.
+        seed: Bootstrap and permutation seed.
+        n_permutations: Group-label permutations for the gap's p-value; 0 for none.
 
     Returns:
         ``by_group`` {group: {n, value, ci}}, ``gap`` (largest minus smallest group value),
-        ``gap_ci``, ``n_unknown`` (rows without a group). ``gap`` is None with fewer than two
-        groups.
+        ``gap_ci`` (two groups: of the signed difference, which can contain 0; more: ``[None,
+        upper bound]``), ``gap_p_value`` (permutation test of the gap), ``n_unknown`` (rows
+        without a group). ``gap`` is None with fewer than two groups.
     """
     from fairlearn.metrics import MetricFrame
 
     keep = [i for i, g in enumerate(groups) if g is not None]
-    out: dict[str, Any] = {"by_group": {}, "gap": None, "gap_ci": None,
+    out: dict[str, Any] = {"by_group": {}, "gap": None, "gap_ci": None, "gap_p_value": None,
                            "n_unknown": len(groups) - len(keep)}
     if not keep:
         return out
     y = np.asarray([float(scores[i]) for i in keep])
-    g = np.asarray([str(groups[i]) for i in keep])
-    frame = MetricFrame(
-        metrics={"value": _mean_score}, y_true=np.zeros_like(y), y_pred=y, sensitive_features=g
-    )
+    levels, codes = group_codes([str(groups[i]) for i in keep])
+    frame = MetricFrame(metrics={"value": _mean_score}, y_true=np.zeros_like(y), y_pred=y,
+                        sensitive_features=np.asarray(levels)[codes])
     by_group = frame.by_group["value"]
-    levels = [str(level) for level in by_group.index]
-    cis = _group_bootstrap(y, g, levels, n_boot, seed) if n_boot > 1 else None
+    point = np.asarray([float(by_group.loc[level]) for level in levels])
+    draws = None
+    if n_boot > 1:
+        draws = group_mean_draws(y, codes, len(levels), boot_counts(len(y), n_boot, seed))
     for k, level in enumerate(levels):
         out["by_group"][level] = {
-            "n": int((g == level).sum()),
-            "value": _num(by_group.iloc[k]),
-            "ci": None if cis is None else cis["by_group"][k],
+            "n": int((codes == k).sum()),
+            "value": _num(point[k]),
+            "ci": None if draws is None else percentile(draws[:, k]),
         }
     if len(levels) >= 2:
         out["gap"] = _num(frame.difference()["value"])
-        out["gap_ci"] = None if cis is None else cis["gap"]
+        if draws is not None:
+            out["gap_ci"] = gap_interval(gap_draws(draws, point), len(levels))
+        if n_permutations > 0:
+            out["gap_p_value"] = _num(permutation_gap_p(y, codes, len(levels),
+                                                        n_permutations=n_permutations,
+                                                        seed=seed))
     return out
 
 
@@ -84,6 +103,7 @@ def outcome_metrics(
     *,
     n_boot: int = 1000,
     seed: int = 0,
+    n_permutations: int = 10_000,
 ) -> dict[str, Any]:
     """Selection rates of a favourable outcome by group and the parity metrics on them.
 
@@ -93,11 +113,14 @@ def outcome_metrics(
         true: 1 where the target shows the outcome; enables equalized odds.
         n_boot: Bootstrap resamples for the selection-rate CIs.
         seed: Bootstrap seed.
+        n_permutations: Permutations for the parity gap's p-value.
 
     Returns:
-        ``selection_rate`` {group: {n, value, ci}}, ``demographic_parity_difference``,
-        ``demographic_parity_ratio``, ``four_fifths_rule`` (ratio >= 0.8) and, with ``true``,
-        ``equalized_odds_difference`` (None when a group lacks positives or negatives).
+        ``selection_rate`` {group: {n, value, ci}}, ``demographic_parity_difference`` with
+        ``demographic_parity_difference_ci`` and ``_p_value``, ``demographic_parity_ratio``,
+        ``four_fifths_rule`` (ratio >= 0.8) and, with ``true``, ``equalized_odds_difference``
+        (None when a group lacks positives or negatives) and ``error_rates``
+        (:func:`error_rates`).
     """
     from fairlearn.metrics import (
         demographic_parity_difference,
@@ -107,11 +130,13 @@ def outcome_metrics(
 
     keep = [i for i, g in enumerate(groups) if g is not None]
     rates = group_scores([predicted[i] for i in keep], [groups[i] for i in keep],
-                         n_boot=n_boot, seed=seed)
+                         n_boot=n_boot, seed=seed, n_permutations=n_permutations)
     out: dict[str, Any] = {
         "n": len(keep),
         "selection_rate": rates["by_group"],
         "demographic_parity_difference": None,
+        "demographic_parity_difference_ci": rates["gap_ci"],
+        "demographic_parity_difference_p_value": rates["gap_p_value"],
         "demographic_parity_ratio": None,
         "four_fifths_rule": None,
         "equalized_odds_difference": None,
@@ -133,6 +158,65 @@ def outcome_metrics(
         out["equalized_odds_difference"] = _num(
             equalized_odds_difference(y_true, y_pred, sensitive_features=sens)
         )
+    if true is not None:
+        out["error_rates"] = error_rates(y_true, y_pred, sens, n_boot=n_boot, seed=seed)
+    return out
+
+
+def error_rates(
+    y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, *, n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Who is wrongly denied and who wrongly granted: per-group error rates (fairlearn).
+
+    The false-negative rate is the share of rows whose target has the favourable outcome that
+    the model denied it; the false-positive rate the share of rows without it that the model
+    granted it. Equal opportunity is the largest gap in true-positive rates (= in
+    false-negative rates). A rate is None for a group without rows of its kind.
+
+    Returns:
+        ``by_group`` {group: {n_positive, n_negative, false_negative_rate,
+        false_positive_rate, *_ci}}, ``false_negative_rate_difference``,
+        ``false_positive_rate_difference``, ``equal_opportunity_difference``, each with
+        ``_ci`` (two groups: the signed difference; more: the upper bound only).
+    """
+    from fairlearn.metrics import (
+        MetricFrame,
+        equal_opportunity_difference,
+        false_negative_rate,
+        false_positive_rate,
+    )
+
+    levels, codes = group_codes([str(g) for g in groups])
+    frame = MetricFrame(metrics={"fnr": false_negative_rate, "fpr": false_positive_rate},
+                        y_true=y_true, y_pred=y_pred, sensitive_features=groups)
+    pos = np.bincount(codes, weights=(y_true == 1), minlength=len(levels))
+    neg = np.bincount(codes, weights=(y_true == 0), minlength=len(levels))
+    counts = boot_counts(len(y_true), n_boot, seed) if n_boot > 1 else None
+    out: dict[str, Any] = {"by_group": {}}
+    for key, name, n_kind, mask, miss in (
+        ("fnr", "false_negative_rate", pos, y_true == 1, 1 - y_pred),
+        ("fpr", "false_positive_rate", neg, y_true == 0, y_pred),
+    ):
+        point = np.asarray([float(frame.by_group[key].loc[lv]) if n_kind[k] else np.nan
+                            for k, lv in enumerate(levels)])
+        draws = None if counts is None else group_mean_draws(miss, codes, len(levels), counts,
+                                                              mask)
+        for k, level in enumerate(levels):
+            entry = out["by_group"].setdefault(level, {"n_positive": int(pos[k]),
+                                                        "n_negative": int(neg[k])})
+            entry[name] = _num(point[k])
+            entry[f"{name}_ci"] = None if draws is None or not n_kind[k] else \
+                percentile(draws[:, k])
+        defined = bool(np.all(n_kind > 0)) and len(levels) >= 2
+        out[f"{name}_difference"] = _num(np.ptp(point)) if defined else None
+        out[f"{name}_difference_ci"] = gap_interval(gap_draws(draws, point), len(levels)) \
+            if defined and draws is not None else None
+    out["equal_opportunity_difference"] = None
+    out["equal_opportunity_difference_ci"] = out["false_negative_rate_difference_ci"]
+    if out["false_negative_rate_difference"] is not None:
+        out["equal_opportunity_difference"] = _num(equal_opportunity_difference(
+            y_true, y_pred, sensitive_features=groups))
     return out
 
 

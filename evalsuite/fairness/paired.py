@@ -1,0 +1,159 @@
+"""Did fine-tuning cause it? Each adapter against the base, paired, for every fairness metric.
+
+The base and the adapter answer the same prompts and the same variants, so every test is
+paired: exact McNemar (statsmodels, through :mod:`evalsuite.stats`) on per-prompt flip
+indicators (a prompt flips when any of its variants does); a paired permutation test on
+per-prompt similarity; a paired bootstrap (the same resampled prompts for both models) for the
+sentiment gap and for group gaps. Each result says it in words: "fine-tuning introduced this:
+base 0.00, adapter 0.81, p < 0.001".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from evalsuite import stats
+from evalsuite.fairness.context import _Context, has_outcome, is_categorical, outcome_value
+from evalsuite.fairness.flips import answer_arrays
+from evalsuite.fairness.intervals import (
+    _num,
+    boot_counts,
+    bootstrap_p,
+    cluster_shares,
+    group_codes,
+    group_mean_draws,
+    paired_clustered,
+    percentile,
+)
+from evalsuite.fairness.sentiment import gap_draws as sentiment_draws
+from evalsuite.fairness.sentiment import sentiment_gap
+from evalsuite.verdict import format_p
+
+ALPHA = 0.05
+
+
+def in_words(base: float | None, model: float | None, p: float | None,
+             higher_is_worse: bool = True) -> str:
+    """``fine-tuning introduced this: base 0.00, adapter 0.81, p < 0.001`` and its kin."""
+    if base is None or model is None:
+        return "not measured for both models"
+    figures = f"base {base:.2f}, adapter {model:.2f}, {format_p(p, prefix=True)}"
+    if p is None or p >= ALPHA or model == base:
+        return f"no evidence that fine-tuning changed this: {figures}"
+    worse = (model > base) == higher_is_worse
+    return f"fine-tuning {'introduced' if worse else 'reduced'} this: {figures}"
+
+
+def _result(base: float | None, model: float | None, ci: Any, p: float | None, test: str,
+            higher_is_worse: bool = True) -> dict[str, Any]:
+    delta = None if base is None or model is None else _num(model - base)
+    return {"base": _num(base), "adapter": _num(model), "delta": delta, "ci": ci,
+            "p_value": _num(p), "test": test,
+            "words": in_words(_num(base), _num(model), _num(p), higher_is_worse)}
+
+
+def flip_test(base: Mapping[str, Any], model: Mapping[str, Any], *, n_boot: int,
+              seed: int) -> dict[str, Any]:
+    """Flip rate: McNemar on per-prompt flips, and the prompt-clustered CI of the delta."""
+    _, any_a, _ = cluster_shares(base["flips"], base["prompts"])
+    _, any_b, _ = cluster_shares(model["flips"], model["prompts"])
+    p = stats.mcnemar_exact((any_a > 0).astype(float), (any_b > 0).astype(float))
+    d = paired_clustered(base["flips"], model["flips"], base["prompts"], n_boot=n_boot,
+                         seed=seed)
+    return _result(float(np.mean(base["flips"])), float(np.mean(model["flips"])), d["ci"], p,
+                   "mcnemar-exact on per-prompt flips")
+
+
+def similarity_test(base: Mapping[str, Any], model: Mapping[str, Any], *, n_boot: int,
+                    seed: int, n_permutations: int) -> dict[str, Any]:
+    """Similarity: paired permutation test on per-prompt mean similarity (prompt-weighted)."""
+    _, sa, sizes = cluster_shares(base["similarity"], base["prompts"])
+    _, sb, _ = cluster_shares(model["similarity"], model["prompts"])
+    c = stats.compare(sa, sb, sizes, n_boot=n_boot, n_permutations=n_permutations, seed=seed,
+                      binary=False)
+    return _result(float(np.mean(base["similarity"])), float(np.mean(model["similarity"])),
+                   [c["ci_low"], c["ci_high"]], c["p_value"], "paired permutation per prompt",
+                   higher_is_worse=False)
+
+
+def sentiment_test(base: Mapping[str, Any], model: Mapping[str, Any], *, n_boot: int,
+                   seed: int) -> dict[str, Any]:
+    """Sentiment gap (W1): paired bootstrap over prompts, p by inverting the interval."""
+    prompts = sorted(set(base["prompts"]))
+    counts = boot_counts(len(prompts), n_boot, seed)
+    gaps = [sentiment_gap(m["tones"], n_boot=0)["gap"] for m in (base, model)]
+    if None in gaps:
+        return _result(gaps[0], gaps[1], None, None, "fewer than two groups")
+    delta = sentiment_draws(model["tones"], counts) - sentiment_draws(base["tones"], counts)
+    return _result(gaps[0], gaps[1], percentile(delta), bootstrap_p(delta),
+                   "paired bootstrap over prompts")
+
+
+def gap_test(y_base: Sequence[float], y_model: Sequence[float], groups: Sequence[str], *,
+             n_boot: int, seed: int) -> dict[str, Any]:
+    """Group gap (max - min): paired bootstrap resampling the same rows for both models."""
+    levels, codes = group_codes(list(groups))
+    counts = boot_counts(len(codes), n_boot, seed)
+    gaps, points = [], []
+    for y in (np.asarray(y_base, float), np.asarray(y_model, float)):
+        means = group_mean_draws(y, codes, len(levels), counts)
+        with np.errstate(invalid="ignore"):
+            gaps.append(np.nanmax(means, axis=1) - np.nanmin(means, axis=1))
+        point = np.bincount(codes, weights=y, minlength=len(levels)) / np.bincount(codes)
+        points.append(float(point.max() - point.min()))
+    delta = gaps[1] - gaps[0]
+    return _result(points[0], points[1], percentile(delta), bootstrap_p(delta),
+                   "paired bootstrap over rows")
+
+
+def versus_base(ctx: _Context, outputs: Mapping[str, Sequence[str]], base: str, model: str,
+                answers: Mapping[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    """Every fairness metric of ``model`` against ``base``, keyed by its flat name."""
+    boot = {"n_boot": ctx.n_boot, "seed": ctx.seed}
+    out: dict[str, dict[str, Any]] = {}
+    for axis in ctx.task.fairness.counterfactual_axes:
+        arrays = [answer_arrays([a for a in answers[m] if a.variant.axis == axis], outputs[m])
+                  for m in (base, model)]
+        if not arrays[0]["prompts"]:
+            continue
+        key = f"counterfactual.{axis}"
+        out[f"{key}.flip_rate"] = flip_test(*arrays, **boot)
+        out[f"{key}.similarity"] = similarity_test(*arrays, **boot,
+                                                   n_permutations=ctx.n_permutations)
+        out[f"{key}.sentiment_gap"] = sentiment_test(*arrays, **boot)
+    items = {m: [(r, outputs[m][r.index], r.target) for r in ctx.rows] for m in (base, model)}
+    scores = {m: ctx.decider.scores(items[m]) for m in (base, model)}
+    for name, s in scores[base].items():
+        rows = [k for k in s if ctx.groups[k] is not None]
+        if len({ctx.groups[k] for k in rows}) >= 2:
+            out[f"group_accuracy_gap.{name}"] = gap_test(
+                [s[k] for k in rows], [scores[model][name][k] for k in rows],
+                [ctx.groups[k] for k in rows], **boot)
+    pattern = ctx.task.fairness.outcome_pattern
+    scope = [r for r in ctx.scope if ctx.groups[r.index] is not None]
+    if pattern is not None and len({ctx.groups[r.index] for r in scope}) >= 2:
+        out["demographic_parity_difference"] = _parity_test(ctx, outputs, base, model, scope,
+                                                            pattern)
+    return out
+
+
+def _parity_test(ctx: _Context, outputs: Mapping[str, Sequence[str]], base: str, model: str,
+                 scope: list[Any], pattern: str) -> dict[str, Any]:
+    """Parity gap of the outcome; for categories, where the adapter's gap is largest."""
+    groups = [ctx.groups[r.index] for r in scope]
+    boot = {"n_boot": ctx.n_boot, "seed": ctx.seed}
+    if not is_categorical(pattern):
+        ys = [[has_outcome(outputs[m][r.index], pattern) for r in scope] for m in (base, model)]
+        return gap_test(*ys, groups, **boot)
+    values = {m: [outcome_value(outputs[m][r.index], pattern) for r in scope]
+              for m in (base, model)}
+    tests = {c: gap_test([float(v == c) for v in values[base]],
+                         [float(v == c) for v in values[model]], groups, **boot)
+             for c in sorted({v for vs in values.values() for v in vs if v is not None})}
+    if not tests:
+        return _result(0.0, 0.0, None, None, "no category matched")
+    cat = max(tests, key=lambda c: tests[c]["adapter"])
+    return {**tests[cat], "category": cat}
