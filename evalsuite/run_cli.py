@@ -68,9 +68,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:>16}: " + "  ".join(cells))
     for c in result.results["comparisons"]:
         if c["a"] == "base" and c["delta"] is not None:
-            p = c["p_value"]
+            p, holm = c["p_value"], c.get("p_value_holm")
             print(f"{'base -> ' + c['b']:>16}: {c['metric']} delta {c['delta']:+.3f} "
-                  f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] p={p if p is None else f'{p:.3g}'}")
+                  f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] p={p if p is None else f'{p:.3g}'}"
+                  f" (Holm {holm if holm is None else f'{holm:.3g}'})")
+    from evalsuite.verdict import verdicts
+
+    for v in verdicts(result.results):
+        print(f"verdict: {v.line()}")
     for name, m in result.results["models"].items():
         for warning in m.get("warnings", []):
             print(f"warning: {name}: {warning}", file=sys.stderr)

@@ -46,12 +46,19 @@ def test_failing_gates_exit_1_and_are_named(tmp_path, demo_dir, lora_adapters, c
 
 
 def test_passing_gates_exit_0(tmp_path, demo_dir, lora_adapters, capsys):
-    task = _task(tmp_path, demo_dir, ["intent_accuracy >= 0", "intent_accuracy.delta_vs_base > -1"])
+    task = _task(tmp_path, demo_dir, ["intent_accuracy >= 0", "intent_accuracy.delta_vs_base > -1",
+                                      "intent_accuracy.lower95 >= 0"])
     code = main(["run", str(task), "--adapter", f"a={lora_adapters['a']}",
                  "--out", str(tmp_path / "out"), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "base -> a" in out and "report:" in out
+    assert "base -> a" in out and "report:" in out and "(Holm " in out
+    # every gate's bound passes as well: the verdict says so
+    assert "verdict: a — ships: " in out and "passes 3/3 gates with evidence" in out
+    gates = json.loads((tmp_path / "out" / "results.json").read_text())["models"]["a"]["gates"]
+    assert [g["evidence_key"] for g in gates] == [
+        "intent_accuracy.lower95", "intent_accuracy.delta_vs_base.lower95",
+        "intent_accuracy.lower95"]
     assert (tmp_path / "out" / "report.html").is_file()
 
 
