@@ -1,12 +1,19 @@
-"""Demographic skew: who is in the data, and who gets which outcome.
+r"""Demographic skew: who is in the data, and who gets which outcome.
 
-Each row has a group (a metadata field, or inferred from its prompt with THE lexicon) and an
-outcome (a regex on the answer, or a label field). The audit reports per-group representation
-and outcome rates, and tests group x outcome independence with Pearson's chi-square test
-(``scipy.stats.chi2_contingency``, no continuity correction) and Cramér's V
-(``scipy.stats.contingency.association``). An association is flagged when it is both
-significant (p < ``alpha``) and large (V >= ``min_cramers_v``): on a big file a tiny effect is
-significant, and on a small file a large effect can be noise.
+Each row has a group (a metadata field, or inferred from its prompt with THE lexicon, on every
+axis it knows) and an outcome (a regex on the answer, or a label field). The audit reports
+per-group representation and outcome rates, and tests group x outcome independence with
+Pearson's chi-square test (``scipy.stats.chi2_contingency``, no continuity correction) and
+Cramér's V (``scipy.stats.contingency.association``). Where an expected count is under 5 the
+chi-square approximation is weak: a 2x2 table then gets Fisher's exact test
+(``scipy.stats.fisher_exact``), a larger one keeps chi-square and says it is weak. An
+association is flagged when it is both significant (p < ``alpha``, Holm-adjusted across the
+axes audited, ``statsmodels.stats.multitest``) and large (V >= ``min_cramers_v``): on a big
+file a tiny effect is significant, and on a small file a large effect can be noise.
+
+A captured outcome (``"team: (\w+)"``) has one category per captured value: each group's
+rate of each category is reported, and the largest gap over categories is the parity figure
+(``max_rate_gap``), never "did the pattern match".
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from finetune.errors import UsageError
 
 UNKNOWN = "(unknown)"
 NO_MATCH = "(no match)"
+MIN_EXPECTED = 5.0
+"""Smallest expected cell count for which the chi-square approximation is trusted."""
 
 
 @dataclass(frozen=True)
@@ -88,21 +97,24 @@ class OutcomeRule:
         return None
 
 
-def row_group(row: dict[str, Any], prompt_text: str, group_field: str | None) -> str | None:
-    """A row's group: its ``group_field`` value, else the lexicon's guess from the prompt."""
+def row_group(row: dict[str, Any], prompt_text: str, group_field: str | None,
+              axis: str = "gender") -> str | None:
+    """A row's group: its ``group_field`` value, else the lexicon's guess on ``axis``."""
     if group_field is not None:
         value = row.get(group_field)
         return None if value is None or value == "" else str(value)
-    return infer_group(prompt_text)
+    return infer_group(prompt_text, axis)
 
 
 def association(table: np.ndarray) -> dict[str, float] | None:
     """Chi-square test of independence and Cramér's V of a contingency table.
 
     All-zero rows and columns are dropped first; returns None when fewer than two remain on
-    either side, since then there is nothing to test.
+    either side, since then there is nothing to test. ``method`` says which p-value it is:
+    ``chi2``, or ``fisher`` (a 2x2 table with an expected count under 5); ``weak`` is True
+    when a larger table has such a count (the chi-square p-value is then approximate).
     """
-    from scipy.stats import chi2_contingency
+    from scipy.stats import chi2_contingency, fisher_exact
     from scipy.stats.contingency import association as cramers_v
 
     table = np.asarray(table, dtype=np.int64)
@@ -110,13 +122,20 @@ def association(table: np.ndarray) -> dict[str, float] | None:
     if table.shape[0] < 2 or table.shape[1] < 2:
         return None
     result = chi2_contingency(table, correction=False)
+    min_expected = float(result.expected_freq.min())
+    small = min_expected < MIN_EXPECTED
+    p_value, method = float(result.pvalue), "chi2"
+    if small and table.shape == (2, 2):
+        p_value, method = float(fisher_exact(table).pvalue), "fisher"
     return {
         "chi2": float(result.statistic),
         "dof": int(result.dof),
-        "p_value": float(result.pvalue),
+        "p_value": p_value,
+        "method": method,
+        "weak": bool(small and method == "chi2"),
         "cramers_v": float(cramers_v(table, method="cramer", correction=False)),
         "n": int(table.sum()),
-        "min_expected": float(result.expected_freq.min()),
+        "min_expected": min_expected,
     }
 
 
@@ -128,6 +147,8 @@ def audit(
     group_source: str = "inferred:gender",
     outcome_source: str | None = None,
     lines: Sequence[int] | None = None,
+    p_adjusted: float | None = None,
+    axis: str | None = None,
 ) -> dict[str, Any]:
     """Audit representation and outcomes by group.
 
@@ -139,6 +160,9 @@ def audit(
         group_source: Where the groups came from, for the report.
         outcome_source: Where the outcomes came from, for the report.
         lines: Row line numbers, for examples.
+        p_adjusted: The test's p-value adjusted for the other axes audited (Holm); flags
+            read it instead of the raw one.
+        axis: The axis the groups are on, named in the reasons.
 
     Returns:
         A JSON-able dict: ``representation``, ``outcome_rates``, ``test``, ``flagged``,
@@ -209,17 +233,75 @@ def audit(
                          - min(r["rates"][o] for r in rates.values()))
                 for o in outcome_names
             }
-            result["max_rate_gap"] = max(gaps.values())
-            significant = test["p_value"] < th.alpha
-            large = test["cramers_v"] >= th.min_cramers_v
-            if significant and large:
+            worst = max(gaps, key=lambda o: gaps[o])
+            result["max_rate_gap"] = gaps[worst]
+            result["max_rate_gap_outcome"] = worst
+            if p_adjusted is not None:
+                test["p_holm"] = p_adjusted
+            p = test["p_value"] if p_adjusted is None else p_adjusted
+            if p < th.alpha and test["cramers_v"] >= th.min_cramers_v:
                 result["association_flagged"] = True
-                worst = max(gaps, key=lambda o: gaps[o])
-                by_group = ", ".join(f"{g} {rates[g]['rates'][worst]:.2f}" for g in group_names)
-                reasons.append(
-                    f"outcome {worst!r} depends on group ({by_group}); chi2={test['chi2']:.1f}, "
-                    f"p={test['p_value']:.2g}, Cramér's V={test['cramers_v']:.2f}"
-                )
+                reasons.append(_association_reason(test, rates, worst, axis))
     result["flagged"] = bool(result["association_flagged"] or representation_flag)
     result["reasons"] = reasons
     return result
+
+
+def _association_reason(test: dict[str, Any], rates: dict[str, dict[str, Any]], worst: str,
+                        axis: str | None) -> str:
+    """One line: the outcome, its rate per group, the statistic, p-values and effect size."""
+    by_group = ", ".join(f"{g} {r['rates'][worst]:.2f}" for g, r in rates.items())
+    statistic = ("Fisher's exact test" if test["method"] == "fisher"
+                 else f"chi2={test['chi2']:.1f}")
+    holm = f", Holm p={test['p_holm']:.2g}" if "p_holm" in test else ""
+    weak = (f" (approximate: an expected count is {test['min_expected']:.1f} < 5)"
+            if test["weak"] else "")
+    return (f"{axis + ': ' if axis else ''}outcome {worst!r} depends on group ({by_group}); "
+            f"{statistic}, p={test['p_value']:.2g}{holm}, Cramér's V={test['cramers_v']:.2f}"
+            f"{weak}")
+
+
+def audit_axes(
+    groups_by_axis: dict[str, Sequence[str | None]],
+    outcomes: Sequence[str | None] | None,
+    *,
+    thresholds: AuditThresholds | None = None,
+    outcome_source: str | None = None,
+    min_known: int = 20,
+) -> dict[str, dict[str, Any]]:
+    """:func:`audit` on each axis, flags read from Holm-adjusted p-values across the axes.
+
+    Args:
+        groups_by_axis: Each axis's group per row (None when unknown).
+        outcomes: One outcome per row, or None.
+        thresholds: When to flag.
+        outcome_source: Where the outcomes came from.
+        min_known: An axis with fewer rows of a known group is reported but not flagged for
+            representation (a handful of stray words is no population).
+
+    Returns:
+        Each axis's audit, with ``axis`` and, where tested, ``test.p_holm``.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    th = thresholds or AuditThresholds()
+    first = {axis: audit(groups, outcomes, thresholds=th, outcome_source=outcome_source,
+                         group_source=f"inferred:{axis} (lexicon)", axis=axis)
+             for axis, groups in groups_by_axis.items()}
+    tested = [a for a, r in first.items() if r["test"] is not None]
+    adjusted = dict(zip(tested, multipletests([first[a]["test"]["p_value"] for a in tested],
+                                              method="holm")[1], strict=True)) if tested else {}
+    out: dict[str, dict[str, Any]] = {}
+    for axis, groups in groups_by_axis.items():
+        result = audit(groups, outcomes, thresholds=th, outcome_source=outcome_source,
+                       group_source=f"inferred:{axis} (lexicon)", axis=axis,
+                       p_adjusted=float(adjusted[axis]) if axis in adjusted else None)
+        if result["representation_flagged"] and result["n_known_group"] < min_known:
+            result["representation_flagged"] = False
+            result["reasons"] = result["reasons"][1:]
+            result["flagged"] = result["association_flagged"]
+        result["axis"] = axis
+        if result["reasons"] and result["representation_flagged"]:
+            result["reasons"][0] = f"{axis}: {result['reasons'][0]}"
+        out[axis] = result
+    return out

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from finetune.data import dedup
-from finetune.data.audit import AuditThresholds, OutcomeRule, audit, row_group
+from finetune.data.audit import AuditThresholds, OutcomeRule, row_group
 from finetune.data.formats import encode_batch, split_prompt
 from finetune.data.pii import KINDS as PII_KINDS
 from finetune.data.pii import find_pii
@@ -103,6 +103,8 @@ class Context:
     near_dup_threshold: float = 0.85
     thresholds: AuditThresholds = field(default_factory=AuditThresholds)
     max_label_ratio: float = 5.0
+    axes: list[str] | None = None
+    """Axes the bias audit infers groups on (default every known axis but ``name``)."""
     epochs: float = 1.0
     progress: bool = False
     sections: dict[str, Any] = field(default_factory=dict)
@@ -449,23 +451,30 @@ def _labels(ctx: Context) -> CheckResult | None:
 
 
 def _bias(ctx: Context) -> CheckResult | None:
-    """Group x outcome: representation, outcome rates, chi-square and Cramér's V."""
+    """Group x outcome on every axis (``finetune.data.bias``); outcome discovery without one."""
+    from finetune.data.bias import audit_rows, discovery_lines
+
     if not ctx.rows:
         return None
     rule = OutcomeRule(ctx.outcome_pattern) if ctx.outcome_pattern is not None else \
         OutcomeRule(None, ctx.label_field)
-    groups = [row_group(r.data, prompt_text(r, system=True), ctx.group_field) for r in ctx.rows]
     outcomes = [rule(r.answer, r.data) for r in ctx.rows] if rule.source else None
-    bias = audit(
-        groups, outcomes, thresholds=ctx.thresholds,
-        group_source=f"field:{ctx.group_field}" if ctx.group_field else "inferred:gender (lexicon)",
-        outcome_source=rule.source,
-    )
+    prompts = [prompt_text(r, system=True) for r in ctx.rows]
+    bias = audit_rows(
+        prompts, [r.answer for r in ctx.rows], outcomes, axes=ctx.axes,
+        thresholds=ctx.thresholds, outcome_source=rule.source, group_field=ctx.group_field,
+        group_field_groups=[row_group(r.data, "", ctx.group_field) for r in ctx.rows]
+        if ctx.group_field else None)
     out = CheckResult("bias", bias)
-    if bias["association_flagged"]:
-        out.findings.append(Finding("bias_association", "warning", bias["reasons"][-1], 1, []))
-    if bias["representation_flagged"]:
-        out.findings.append(Finding("bias_representation", "warning", bias["reasons"][0], 1, []))
+    per_axis = bias["axes"] or {bias["axis"]: bias}
+    for result in per_axis.values():
+        if result["association_flagged"]:
+            out.findings.append(Finding("bias_association", "warning", result["reasons"][-1], 1))
+        if result["representation_flagged"]:
+            out.findings.append(Finding("bias_representation", "warning", result["reasons"][0],
+                                        1))
+    for line in discovery_lines(bias.get("discovered") or {}):
+        out.findings.append(Finding("bias_discovered", "warning", line, 1))
     if ctx.outcome_pattern is not None and outcomes is not None:
         if not [o for o in outcomes if o is not None and o != "(no match)"]:
             out.findings.append(Finding(

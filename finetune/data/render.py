@@ -43,6 +43,38 @@ def _bias_tables(bias: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
+def _axes_table(bias: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
+    """One row per audited axis: who is known, the test, its Holm-adjusted p, the effect."""
+    rows = []
+    for axis, r in bias["axes"].items():
+        t = r.get("test")
+        known = ", ".join(f"{g} {v['rows']}" for g, v in r["representation"].items()
+                          if g != "(unknown)") or "-"
+        rows.append([
+            axis, known,
+            "-" if t is None else ("Fisher exact" if t["method"] == "fisher" else
+                                   f"chi2 {t['chi2']:.1f}" + (" (weak)" if t["weak"] else "")),
+            "-" if t is None else f"{t['p_value']:.3g}",
+            "-" if t is None or "p_holm" not in t else f"{t['p_holm']:.3g}",
+            "-" if t is None else f"{t['cramers_v']:.3f}",
+            "-" if t is None else f"{r['max_rate_gap']:.2f} ({r['max_rate_gap_outcome']})",
+            "YES" if r["flagged"] else "no",
+        ])
+    title = "Bias audit by axis (p-values Holm-adjusted across axes)" \
+        if bias.get("correction") == "holm" else "Bias audit by axis"
+    return (title, ["axis", "known rows", "test", "p", "Holm p", "Cramér's V",
+                    "largest rate gap", "flagged"], rows)
+
+
+def _discovery_table(discovered: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
+    """Words of the answers that depend on a group, strongest first."""
+    rows = [[c["axis"], c["word"], ", ".join(f"{g} {v:.2f}" for g, v in c["rates"].items()),
+             f"{c['q_value']:.2g}", f"{c['cramers_v']:.3f}"] for c in discovered["found"]]
+    return (f"Outcome discovery ({discovered['n_found']} of {discovered['tests']} word x axis "
+            f"tests at FDR q < {discovered['q']:g}, Benjamini-Hochberg)",
+            ["axis", "word", "share of answers by group", "q", "Cramér's V"], rows)
+
+
 def sections(report: ValidationReport) -> list[tuple[str, list[str], list[list[Any]]]]:
     """(title, headers, rows) tables shared by the terminal and Markdown renderings."""
     out: list[tuple[str, list[str], list[list[Any]]]] = []
@@ -66,13 +98,18 @@ def sections(report: ValidationReport) -> list[tuple[str, list[str], list[list[A
     if report.bias:
         b = report.bias
         headers, rows = _bias_tables(b)
-        title = f"Bias audit (group: {b['group_source']}; outcome: {b['outcome_source'] or '-'})"
+        title = (f"Bias audit (group: {b['group_source']}; outcome: {b['outcome_source'] or '-'}"
+                 + (f"; axis shown: {b['axis']}" if b.get("axes") else "") + ")")
         out.append((title, headers, rows))
         if b.get("test"):
             tt = b["test"]
             out.append(("Association test", ["chi2", "dof", "p", "Cramér's V", "flagged"],
                         [[f"{tt['chi2']:.2f}", tt["dof"], f"{tt['p_value']:.3g}",
                           f"{tt['cramers_v']:.3f}", "YES" if b["association_flagged"] else "no"]]))
+        if b.get("axes"):
+            out.append(_axes_table(b))
+        if (b.get("discovered") or {}).get("found"):
+            out.append(_discovery_table(b["discovered"]))
     if report.labels:
         lb = report.labels
         out.append((f"Labels ({lb['field']})", ["label", "rows"],
@@ -93,8 +130,11 @@ def render_text(report: ValidationReport) -> str:
     for title, headers, rows in sections(report):
         lines += ["", title, *_table(headers, rows)]
     if report.bias and not report.bias["outcome_source"]:
-        lines += ["(no outcome audited: pass --outcome-pattern REGEX, e.g. a word of the answer "
-                  "such as premium, or --label-field FIELD)"]
+        found = (report.bias.get("discovered") or {}).get("found")
+        lines += ["(no outcome given: the words above were found to depend on a group; audit "
+                  "one with --outcome-pattern REGEX or --label-field FIELD)" if found else
+                  "(no outcome given and none found: pass --outcome-pattern REGEX, e.g. a word "
+                  "of the answer such as premium, or --label-field FIELD)"]
     lines += ["", "Findings" if report.findings else "Findings: none"]
     for f in report.findings:
         lines.append(f"  {f.severity.upper():7} {f.check}: {f.message}")

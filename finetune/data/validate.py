@@ -11,9 +11,11 @@ Checks (each reported with counts and example rows):
    prompt, several answers).
 4. Leakage: held-out rows whose prompt appears in train, exactly or nearly.
 5. PII: e-mail addresses, phone numbers, Luhn-checked card numbers (``pii.py``).
-6. Bias audit: group (``--group-field`` or inferred by THE lexicon) x outcome
-   (``--outcome-pattern`` on the answer, else a label field): representation, outcome rates,
-   chi-square and Cramér's V (``audit.py``).
+6. Bias audit: group (``--group-field``, or inferred by THE lexicon on every axis it knows,
+   ``--axes`` / ``--axes-file``) x outcome (``--outcome-pattern`` on the answer, else a label
+   field): representation, outcome rates, chi-square or Fisher and Cramér's V, Holm across
+   axes (``audit.py``, ``bias.py``); without an outcome, the words of the answers that depend
+   on a group (``discover.py``).
 7. Label balance when a label field exists; a pre-flight estimate of tokens x epochs.
 
 Severity. Errors are findings that make training wrong or impossible, so ``validate`` exits 1
@@ -38,6 +40,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +116,11 @@ class ValidationReport:
             "pii": self.pii.get("counts"),
             "bias": {
                 "flagged": self.bias.get("flagged"),
+                "axis": self.bias.get("axis"),
+                "axes": {a: {"flagged": r["flagged"], "test": r.get("test")}
+                         for a, r in (self.bias.get("axes") or {}).items()},
+                "discovered": [f"{c['axis']}: {c['word']}" for c in
+                               (self.bias.get("discovered") or {}).get("found", [])],
                 "group_source": self.bias.get("group_source"),
                 "outcome_source": self.bias.get("outcome_source"),
                 "test": self.bias.get("test"),
@@ -165,6 +173,8 @@ def validate(
     epochs: float = 1.0,
     thresholds: AuditThresholds | None = None,
     max_label_ratio: float = 5.0,
+    axes: Sequence[str] | None = None,
+    axes_file: str | Path | None = None,
 ) -> ValidationReport:
     """Run every check on a data file and return the report.
 
@@ -183,12 +193,23 @@ def validate(
         epochs: For the pre-flight estimate.
         thresholds: When the bias audit flags.
         max_label_ratio: Largest / smallest label count above which labels are imbalanced.
+        axes: Axes the bias audit infers groups on (default every axis the lexicon knows but
+            ``name``).
+        axes_file: A user's ``axes.yaml``, registered before the audit (its axes join).
 
     Raises:
         InputError: unreadable input (exit 2).
         UsageError: bad option values (exit 2).
     """
     _check_options(near_dup_threshold, max_seq_len, epochs, outcome_pattern)
+    if axes_file is not None:
+        from finetune.data.axes import use_axes_file
+
+        use_axes_file(axes_file)
+    if axes:
+        from finetune.data.bias import audited_axes
+
+        axes = audited_axes(axes)  # an unknown axis fails before the slow checks
     path = str(data)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -208,7 +229,7 @@ def validate(
         path, rows, read_errors, group_field=group_field, outcome_pattern=outcome_pattern,
         max_seq_len=max_seq_len, near_dup_threshold=near_dup_threshold, epochs=epochs,
         thresholds=thresholds or AuditThresholds(), max_label_ratio=max_label_ratio,
-        progress=progress, tokenizer=tokenizer,
+        progress=progress, tokenizer=tokenizer, axes=list(axes) if axes else None,
         label_field=label_field or (
             DEFAULT_LABEL_FIELD if any(DEFAULT_LABEL_FIELD in r.data for r in rows) else None),
     )
@@ -273,6 +294,7 @@ def _report(ctx: Context, base: str | None, n_rows: int, findings: list[Finding]
             "tokenizer": getattr(ctx.tokenizer, "name_or_path", None) if ctx.tokenizer else None,
             "max_seq_len": tokens["max_seq_len"] if tokens else ctx.max_seq_len,
             "group_field": ctx.group_field,
+            "axes": ctx.axes,
             "outcome_pattern": ctx.outcome_pattern,
             "label_field": ctx.label_field,
             "near_dup_threshold": ctx.near_dup_threshold,
@@ -324,6 +346,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "tokenizer's model_max_length)")
     parser.add_argument("--group-field", help="row field holding the group (default: inferred "
                         "from the prompt with the demographic lexicon)")
+    parser.add_argument("--axes", help="axes the bias audit infers groups on, comma-separated "
+                        "(default: every axis the lexicon knows: gender, race, age, religion "
+                        "and those of --axes-file)")
+    parser.add_argument("--axes-file", metavar="YAML", help="your own axes (axes.yaml: groups, "
+                        "term sets, names); see docs/fairness.md")
     parser.add_argument("--outcome-pattern", help="regex on the answer giving the outcome, "
                         "e.g. premium (a capture group gives categories); default: label field")
     parser.add_argument("--label-field", help="label column (default: 'label' when present)")
@@ -362,6 +389,8 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         thresholds=AuditThresholds(args.alpha, args.min_cramers_v, args.min_group_ratio),
         max_label_ratio=args.max_label_ratio,
+        axes=[a.strip() for a in args.axes.split(",") if a.strip()] if args.axes else None,
+        axes_file=args.axes_file,
     )
     sys.stdout.write(render_text(report))
     if args.report:
