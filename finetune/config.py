@@ -94,6 +94,8 @@ class DataChecksSection(_Section):
     """Metadata field holding the demographic group (default: inferred from the text)."""
     outcome_pattern: str | None = None
     """Regex over the answer whose rate per group the skew check compares."""
+    axes_file: str | None = None
+    """A user's axes.yaml (relative to the config): its axes join the audit's."""
 
 
 class ParamSpec(_Section):
@@ -314,7 +316,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
             value = _resolve(value, Path.cwd(), fallback=yaml_dir)
         _set(data, keys, value, "command line")
         overridden.add(".".join(keys))
-    return config_from_dict(data, str(path), text, overridden)
+    config = config_from_dict(data, str(path), text, overridden)
+    if config.data_checks.axes_file:
+        from finetune.data.axes import use_axes_file
+
+        config.data_checks.axes_file = resolve_path(config.data_checks.axes_file, yaml_dir)
+        use_axes_file(config.data_checks.axes_file)  # train's data report audits its axes
+    return config
 
 
 def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:

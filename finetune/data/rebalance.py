@@ -2,6 +2,9 @@
 
 - ``counterfactual``: after each row, a copy with every demographic term swapped by THE
   lexicon (``lexicon.swap``: case preserving, word-boundary aware, one consistent name table).
+  On a two-group axis (gender, age, a user's) one copy; on a many-group axis (race, religion)
+  one copy per other group (``--groups`` restricts them), each written to that group, so every
+  group gets every outcome. Several ``--axis`` values apply one after the other, multiplying.
   The copy keeps the row's metadata, gets ``augmented: "counterfactual"`` and ``source_id``,
   and a group field whose value is a lexicon term (``male``, ``female``...) is swapped too.
   Every row is copied, including rows without demographic terms, so the mix of the data
@@ -26,6 +29,8 @@ from typing import Any
 
 from finetune.data.audit import OutcomeRule, row_group
 from finetune.data.formats import RowError, iter_rows, split_prompt, to_messages
+from finetune.data.lexicon import axes as known_axes
+from finetune.data.lexicon import groups as axis_groups
 from finetune.data.lexicon import swap
 from finetune.errors import DataError, UsageError, where
 
@@ -34,37 +39,80 @@ TEXT_FIELDS = ("prompt", "completion", "instruction", "input", "output")
 GROUP_FIELDS = ("group", "gender")
 
 
-def _swap_value(value: Any, axis: str) -> Any:
+def _swap_value(value: Any, axis: str, to: str | None) -> Any:
     if isinstance(value, str):
-        return swap(value, axis)
+        return swap(value, axis, to) if to is not None else swap(value, axis)
     return value
 
 
 def counterfactual_row(row: dict[str, Any], axis: str = "gender",
-                       group_field: str | None = None) -> dict[str, Any]:
+                       group_field: str | None = None, to: str | None = None) -> dict[str, Any]:
     """A copy of ``row`` with the demographic terms of its text swapped along ``axis``.
 
-    Message contents and prompt/completion/instruction text are swapped; metadata is kept,
-    except a group field (``group_field``, ``group`` or ``gender``) holding a lexicon term,
-    which is swapped so the copy's metadata stays true.
+    Message contents and prompt/completion/instruction text are swapped (to group ``to`` on
+    a generic axis); metadata is kept, except a group field (``group_field``, ``group`` or
+    ``gender``) holding a gender term, which is swapped so the copy's metadata stays true.
     """
     out = copy.deepcopy(row)
     messages = out.get("messages")
     if isinstance(messages, list):
         for message in messages:
             if isinstance(message, dict) and isinstance(message.get("content"), str):
-                message["content"] = swap(message["content"], axis)
+                message["content"] = _swap_value(message["content"], axis, to)
     for key in TEXT_FIELDS:
         if key in out:
-            out[key] = _swap_value(out[key], axis)
+            out[key] = _swap_value(out[key], axis, to)
     for key in {group_field, *GROUP_FIELDS} - {None}:
         if isinstance(out.get(key), str) and axis == "gender":
             out[key] = swap(out[key], "gender")
+        elif isinstance(out.get(key), str) and to is not None and out[key] in axis_groups(axis):
+            out[key] = to
     if "id" in out:
         out["source_id"] = row["id"]
-        out["id"] = f"{row['id']}-cf"
+        out["id"] = f"{row['id']}-cf" if to is None else f"{row['id']}-cf-{to}"
     out["augmented"] = "counterfactual"
     return out
+
+
+def counterfactual_rows(rows: list[dict[str, Any]], axis: str, group_field: str | None = None,
+                        targets: list[str] | None = None) -> list[dict[str, Any]]:
+    """Each row followed by its counterfactual copies along ``axis``.
+
+    ``gender`` and ``name`` give one swapped copy; any other axis one copy per group in
+    ``targets`` (default every group of the axis) other than the row's own, so a row of a
+    chosen group appears once per chosen group. A row with no group on the axis is copied
+    unchanged as often as a row of a chosen group.
+
+    Raises:
+        UsageError: an unknown axis or group.
+    """
+    if axis not in known_axes():
+        raise UsageError(f"--axis: unknown axis {axis!r}; choose from {', '.join(known_axes())}")
+    if axis in ("gender", "name"):
+        return [r for row in rows for r in (row, counterfactual_row(row, axis, group_field))]
+    groups = axis_groups(axis)
+    chosen = targets or list(groups)
+    bad = [g for g in chosen if g not in groups]
+    if bad:
+        raise UsageError(f"--groups: {bad[0]!r} is not a group of {axis} "
+                         f"({', '.join(groups)})")
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        out.append(row)
+        own = row_group(row, _row_text(row), None, axis)
+        if own is None:
+            out += [counterfactual_row(row, axis, group_field, t) for t in chosen[1:]]
+            continue
+        out += [counterfactual_row(row, axis, group_field, t) for t in chosen if t != own]
+    return out
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    try:
+        prompt, _ = split_prompt(to_messages(row))
+    except RowError:
+        return ""
+    return "\n".join(m["content"] for m in prompt)
 
 
 def _cell_keys(
@@ -73,6 +121,7 @@ def _cell_keys(
     group_field: str | None,
     outcome_pattern: str | None,
     label_field: str | None,
+    axis: str = "gender",
 ) -> list[tuple[str, ...] | None]:
     if by:
         keys: list[tuple[str, ...] | None] = []
@@ -90,7 +139,7 @@ def _cell_keys(
             keys.append(None)
             continue
         prompt_text = "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
-        group = row_group(row, prompt_text, group_field)
+        group = row_group(row, prompt_text, group_field, axis)
         if group is None:
             keys.append(None)
             continue
@@ -111,7 +160,8 @@ def rebalance_rows(
     group_field: str | None = None,
     outcome_pattern: str | None = None,
     label_field: str | None = None,
-    axis: str = "gender",
+    axis: str | list[str] = "gender",
+    targets: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Re-balance rows; the input list is not modified.
 
@@ -124,7 +174,9 @@ def rebalance_rows(
         group_field: Row field holding the group; default inferred by the lexicon.
         outcome_pattern: Regex on the answer giving the outcome; default ``label_field``.
         label_field: Field holding the outcome when there is no pattern.
-        axis: Counterfactual axis (``gender`` or ``name``).
+        axis: Counterfactual axis or axes, applied in turn (``gender``, ``name``, ``race``,
+            ``age``, ``religion`` or a user's).
+        targets: Groups a many-group axis writes copies to (default all).
 
     Returns:
         The re-balanced rows.
@@ -135,10 +187,9 @@ def rebalance_rows(
     if isinstance(by, str):
         by = [f.strip() for f in by.split(",") if f.strip()]
     if method == "counterfactual":
-        out: list[dict[str, Any]] = []
-        for row in rows:
-            out.append(row)
-            out.append(counterfactual_row(row, axis, group_field))
+        out = list(rows)
+        for one in [axis] if isinstance(axis, str) else axis:
+            out = counterfactual_rows(out, one, group_field, targets)
         return out
     keys = _cell_keys(rows, by, group_field, outcome_pattern, label_field)
     cells: dict[tuple[str, ...], list[int]] = defaultdict(list)
@@ -239,8 +290,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-field", help="row field holding the group (default: inferred)")
     parser.add_argument("--outcome-pattern", help="regex on the answer giving the outcome")
     parser.add_argument("--label-field", help="field holding the outcome when no pattern")
-    parser.add_argument("--axis", default="gender", choices=("gender", "name"),
-                        help="counterfactual axis (default gender)")
+    parser.add_argument("--axis", action="append", metavar="AXIS",
+                        help="counterfactual axis: gender (default), name, race, age, religion "
+                             "or one of --axes-file; repeat or comma-separate for several")
+    parser.add_argument("--groups", help="groups a many-group axis writes copies to, "
+                        "comma-separated (default all; e.g. white,black)")
+    parser.add_argument("--axes-file", metavar="YAML", help="your own axes (axes.yaml)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,15 +303,24 @@ def run(args: argparse.Namespace) -> int:
     by = [f.strip() for spec in (args.by or []) for f in spec.split(",") if f.strip()] or None
     kwargs = {"group_field": args.group_field, "outcome_pattern": args.outcome_pattern,
               "label_field": args.label_field}
+    if args.axes_file:
+        from finetune.data.axes import use_axes_file
+
+        use_axes_file(args.axes_file)
     if args.method == "counterfactual":
-        kwargs = {"group_field": args.group_field, "axis": args.axis}
+        axes = [a.strip() for spec in (args.axis or ["gender"]) for a in spec.split(",")
+                if a.strip()]
+        kwargs = {"group_field": args.group_field, "axis": axes,
+                  "targets": [g.strip() for g in args.groups.split(",") if g.strip()]
+                  if args.groups else None}
     from finetune.artifacts import atomic_write_text
 
     out = _check_out(args.out)
     rows = _load_rows(args.data)
     result = rebalance_rows(rows, args.method, by, args.seed, **kwargs)
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result))
-    cell_args = (by, args.group_field, args.outcome_pattern, args.label_field)
+    cell_args = (by, args.group_field, args.outcome_pattern, args.label_field,
+                 kwargs["axis"][0] if args.method == "counterfactual" else "gender")
     before = Counter(_cell_keys(rows, *cell_args))
     after = Counter(_cell_keys(result, *cell_args))
     label = " x ".join(by) if by else (
