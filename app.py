@@ -75,7 +75,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="requests that may wait before new ones are refused")
     p.add_argument("--threads", type=int, default=_env_int(("TUNEPROOF_THREADS",), None),
                    help="torch CPU threads (TUNEPROOF_THREADS; default torch's choice)")
+    p.add_argument("--axes-file", default=_env("TUNEPROOF_AXES_FILE"), metavar="YAML",
+                   help="your own axes (axes.yaml) for the probe (TUNEPROOF_AXES_FILE)")
     args = p.parse_args(argv)
+    if args.axes_file:
+        from finetune.data.axes import use_axes_file
+
+        use_axes_file(args.axes_file)  # a bad file is one line, before anything loads
     if args.base is None:
         from finetune.models import default_base
 
