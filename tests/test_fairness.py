@@ -424,7 +424,17 @@ def test_each_adapter_is_tested_against_the_base_in_words(demo_task):
     biased = out["biased"].block["vs_base"]
     flip = biased["counterfactual.gender.flip_rate"]
     assert flip["test"].startswith("mcnemar-exact") and flip["p_value"] < 0.001
-    assert flip["words"] == "fine-tuning introduced this: base 0.00, adapter 1.00, p < 0.001"
+    # the words read the Holm-adjusted p-value over every adapter x metric test of the run
+    family = [t for m in ("biased", "fair") for t in out[m].block["vs_base"].values()]
+    from statsmodels.stats.multitest import multipletests
+
+    raw = [t["p_value"] for t in family if t["p_value"] is not None]
+    assert [t["p_value_holm"] for t in family if t["p_value"] is not None] == pytest.approx(
+        list(multipletests(raw, method="holm")[1]))
+    assert flip["words"] == ("fine-tuning introduced this: base 0.00, adapter 1.00, p < 0.001 "
+                             f"(Holm-adjusted over {len(family)} tests; raw p < 0.001)")
+    assert out["biased"].flat["counterfactual.gender.flip_rate.p_value_vs_base.holm"] == (
+        flip["p_value_holm"])
     dpd = biased["demographic_parity_difference"]
     assert dpd["base"] == 0 and dpd["adapter"] == pytest.approx(1.0) and dpd["p_value"] < 0.01
     assert dpd["words"].startswith("fine-tuning introduced this")

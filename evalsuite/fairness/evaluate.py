@@ -12,8 +12,9 @@ from evalsuite.fairness.context import _Context, _Decider, row_groups
 from evalsuite.fairness.counterfactual import _answer_variants
 from evalsuite.fairness.flips import counterfactual_block
 from evalsuite.fairness.groups import group_block
-from evalsuite.fairness.paired import versus_base
+from evalsuite.fairness.paired import holm_across, versus_base
 from evalsuite.fairness.probes import score_probes
+from evalsuite.gates import HOLM
 from evalsuite.probes import load_probes
 from evalsuite.task import EvalRow, TaskSpec, matches
 from finetune.errors import InputError
@@ -82,14 +83,18 @@ def evaluate_fairness(
         out[m].block["counterfactual"] = {**cf, **counts}
         out[m].block["predictions"] = lines
     # 3. Each adapter against the base, paired: did fine-tuning cause it?
+    family = []
     for m in models:
         if m != BASE and BASE in models:
             out[m].block["vs_base"] = tests = versus_base(ctx, predictions, BASE, m, answers)
-            for key, test in tests.items():
-                for name, value in (("delta_vs_base", test["delta"]),
-                                    ("p_value_vs_base", test["p_value"])):
-                    if value is not None:
-                        out[m].flat[f"{key}.{name}"] = value
+            family += [(m, key, test) for key, test in tests.items()]
+    holm_across([test for _, _, test in family])  # one family: every adapter x metric
+    for m, key, test in family:
+        for name, value in (("delta_vs_base", test["delta"]),
+                            ("p_value_vs_base", test["p_value"]),
+                            (f"p_value_vs_base{HOLM}", test["p_value_holm"])):
+            if value is not None:
+                out[m].flat[f"{key}.{name}"] = value
     # 4. Stereotype probes: log-likelihood of paired sentences.
     base_dir = Path(task.path).parent if getattr(task, "path", None) else None
     pairs = load_probes(spec.probes, base_dir=base_dir)

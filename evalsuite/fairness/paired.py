@@ -51,8 +51,24 @@ def _result(base: float | None, model: float | None, ci: Any, p: float | None, t
             higher_is_worse: bool = True) -> dict[str, Any]:
     delta = None if base is None or model is None else _num(model - base)
     return {"base": _num(base), "adapter": _num(model), "delta": delta, "ci": ci,
-            "p_value": _num(p), "test": test,
+            "p_value": _num(p), "test": test, "higher_is_worse": higher_is_worse,
             "words": in_words(_num(base), _num(model), _num(p), higher_is_worse)}
+
+
+def holm_across(tests: Sequence[dict[str, Any]]) -> None:
+    """Holm-adjust the p-values of one family of tests (every adapter x metric of a run).
+
+    Each test gets ``p_value_holm``, and its words are told from the adjusted p-value: a
+    run that tests many metrics on many adapters would otherwise call some change "introduced"
+    by chance alone.
+    """
+    stats.add_holm(list(tests))
+    for t in tests:
+        t["words"] = in_words(t["base"], t["adapter"], t["p_value_holm"],
+                              t.get("higher_is_worse", True))
+        if t["p_value_holm"] is not None:
+            t["words"] += f" (Holm-adjusted over {len(tests)} tests; raw " \
+                          f"{format_p(t['p_value'], prefix=True)})"
 
 
 def flip_test(base: Mapping[str, Any], model: Mapping[str, Any], *, n_boot: int,
