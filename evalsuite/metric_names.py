@@ -85,7 +85,8 @@ FAIRNESS_FAMILIES: tuple[Family, ...] = (
 
 SCORER_STATISTICS: tuple[str, ...] = (
     "ci_low", "ci_high", "lower95", "upper95", "macro_f1", "perplexity", "delta_vs_base",
-    "delta_vs_base.ci_low", "delta_vs_base.ci_high", "p_value_vs_base",
+    "delta_vs_base.ci_low", "delta_vs_base.ci_high", "delta_vs_base.lower95",
+    "delta_vs_base.upper95", "p_value_vs_base", "p_value_vs_base.holm",
 )
 """Suffixes the runner writes after a scorer's name (documented; others are accepted too)."""
 
