@@ -92,6 +92,12 @@ def _pct(v: float) -> str:
     return f"{x:.0f}%" if abs(x - round(x)) < 0.05 else f"{x:.1f}%"
 
 
+_SWAPPED = {"gender": "other name or pronouns", "name": "other name",
+            "race": "a name of another race, same gender", "age": "other age words or age",
+            "religion": "other religion words", "demographic": "other name or pronouns"}
+"""What a swap on each axis changes, for the verdict's words (a user's axis: its words)."""
+
+
 def _worst_axis(model: dict[str, Any]) -> str | None:
     axes = (((model.get("fairness") or {}).get("counterfactual") or {}).get("axes") or {})
     rated = [(a.get("flip_rate") or 0, name) for name, a in axes.items()]
@@ -121,8 +127,8 @@ def gate_words(gate: dict[str, Any], model: dict[str, Any] | None = None) -> str
     parts = key.split(".")
     if parts[0] == "counterfactual" and parts[-1] == "flip_rate":
         axis = parts[1] if len(parts) == 3 else (_worst_axis(model) or "demographic")
-        return (f"changes its answer on {_pct(value)} of {axis} swaps (same request, other "
-                f"name or pronouns; {bound}{_pct(t)})")
+        return (f"changes its answer on {_pct(value)} of {axis} swaps (same request, "
+                f"{_SWAPPED.get(axis, f'other {axis} words')}; {bound}{_pct(t)})")
     if key == "demographic_parity_difference":
         what = f"“{_outcome(model)}”" if _outcome(model) else "the favourable outcome"
         return (f"gives {what} to one group {100 * value:.0f} percentage points more often "
