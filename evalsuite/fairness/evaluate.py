@@ -133,8 +133,8 @@ def training_data_audit(engine: Engine, model: str) -> dict[str, Any] | None:
     if bias is None:
         bias = (run.get("data_report") or {}).get("bias")
     if bias:
-        keep = ("flagged", "group_source", "outcome_source", "outcome_rates", "representation",
-                "test", "max_rate_gap", "reasons")
+        keep = ("flagged", "axis", "group_source", "outcome_source", "outcome_rates",
+                "representation", "test", "max_rate_gap", "reasons")
         out["bias"] = {k: bias[k] for k in keep if k in bias}
     else:
         out["bias"] = None

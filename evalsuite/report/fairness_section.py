@@ -168,7 +168,8 @@ def _fair_audit_rows(models: dict[str, Any]) -> list[list[Any]]:
                               if k != "(no match)")
             data_rates.append(f"{g}: {shown}")
         test = bias.get("test") or {}
-        test_text = (f"chi2 {fmt(test.get('chi2'), 1)}, p {format_p(test.get('p_value'))}, "
+        axis = f"{bias['axis']}: " if bias.get("axis") else ""
+        test_text = (f"{axis}chi2 {fmt(test.get('chi2'), 1)}, p {format_p(test.get('p_value'))}, "
                      f"Cramér's V {fmt(test.get('cramers_v'), 2)}") if test else "–"
         outcome = (m["fairness"].get("groups") or {}).get("outcome") or {}
         model_rates = "; ".join(f"{g}: {fmt(v.get('value'), 2)}"
