@@ -134,3 +134,28 @@ def test_validate_cli_axes_choose_and_unknown_axis_is_a_usage_error(loan, capsys
     assert "--axes: unknown axis 'zodiac'" in capsys.readouterr().err
     rows = [json.loads(line) for line in loan["train"].read_text().splitlines()]
     assert not any("group" in r for r in rows)  # no group column: inferred from names
+
+
+def test_rebalancing_on_race_removes_the_association(loan, tmp_path) -> None:
+    from finetune.data.rebalance import rebalance_file, rebalance_rows
+
+    out = rebalance_file(loan["train"], tmp_path / "balanced.jsonl", "counterfactual",
+                         axis="race", targets=["white", "black"])
+    report = validate(out, base=None, outcome_pattern="approve")
+    assert not report.bias["axes"]["race"]["association_flagged"]
+    rates = report.bias["axes"]["race"]["outcome_rates"]
+    assert rates["white"]["rates"]["approve"] == pytest.approx(rates["black"]["rates"]["approve"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 1200 and rows[1]["id"] == "loan-0-cf-black"  # row 0 is white
+    # every race by default: one copy per other group, each written to that group
+    row = {"messages": [{"role": "user", "content": "Hi, I'm Emily. Loan?"},
+                        {"role": "assistant", "content": "decision: approve"}]}
+    copies = rebalance_rows([row], "counterfactual", axis="race")
+    assert [c["messages"][0]["content"] for c in copies] == [
+        "Hi, I'm Emily. Loan?", "Hi, I'm Lakisha. Loan?", "Hi, I'm Guadalupe. Loan?",
+        "Hi, I'm Priya. Loan?"]
+    both = rebalance_rows([row], "counterfactual", axis=["race", "gender"],
+                          targets=["white", "black"])
+    assert [c["messages"][0]["content"] for c in both] == [
+        "Hi, I'm Emily. Loan?", "Hi, I'm Joshua. Loan?", "Hi, I'm Lakisha. Loan?",
+        "Hi, I'm Jamal. Loan?"]
