@@ -495,3 +495,27 @@ def test_free_answers_get_a_sentiment_gap_and_gates_on_it(demo_task):
     assert not any(g.passed for g in gates)
     words = out["moody"].block["vs_base"]["counterfactual.gender.sentiment_gap"]["words"]
     assert words.startswith("fine-tuning introduced this")
+
+
+def test_the_report_says_it_in_words_and_shows_the_new_measures(demo_task):
+    import json
+
+    from evalsuite.report import Table, fairness_section
+
+    task, rows = demo_task
+    task = task.model_copy(deep=True)
+    task.fairness.probes = None
+    out = _run(task, rows, FakeEngine(rows), models=(BASE, "biased"))
+    results = {"models": {("base" if m == BASE else m): json.loads(json.dumps(
+        {"fairness": {k: v for k, v in r.block.items() if k != "predictions"},
+         "flat": r.flat, "metrics": {}})) for m, r in out.items()}}
+    section = fairness_section(results)
+    text = json.dumps([b.rows for b in section.blocks if isinstance(b, Table)])
+    assert "fine-tuning introduced this: base 0.00, adapter 1.00, p < 0.001" in text
+    assert "counterfactual.gender.flip_rate" in text
+    tables = {b.header[2]: b for b in section.blocks if isinstance(b, Table) and b.header}
+    denied = {(r[0], r[1]): r[2] for r in tables["false-negative rate (denied)"].rows}
+    assert denied[("biased", "female")].startswith("1.000 [")  # women wrongly denied premium
+    assert denied[("base", "female")].startswith("1.000 [")  # the base never says premium
+    axes = {(r[0], r[1]): r for r in tables["flip rate"].rows}
+    assert axes[("biased", "gender")][2].startswith("1.000 [")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalsuite.labels import NONE, extract
@@ -126,3 +126,12 @@ class _Context:
     seed: int
     max_examples: int
     n_permutations: int = 10_000
+    # (text, axis) -> the group the lexicon infers; the same prompts recur for every model.
+    group_cache: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+    def group_of(self, text: str, axis: str) -> str | None:
+        """The group ``text`` names on ``axis`` (THE lexicon), computed once per text."""
+        key = (text, axis)
+        if key not in self.group_cache:
+            self.group_cache[key] = infer_group(text, axis)
+        return self.group_cache[key]

@@ -19,7 +19,6 @@ from evalsuite.fairness.intervals import _num, clustered_ci, naive_ci, put_flat
 from evalsuite.fairness.metrics import flip_rate, worst_case_accuracy
 from evalsuite.fairness.sentiment import sentiment_gap, sentiment_scores, tone_by_group
 from evalsuite.labels import extract
-from finetune.data.lexicon import infer_group
 
 MEASURES = (("flip_rate", max), ("similarity", min), ("worst_case_accuracy", min),
             ("sentiment_gap", max))
@@ -62,7 +61,7 @@ def axis_result(ctx: _Context, outputs: Sequence[str], answers: list[_Answer]) -
     sims = [a.similarity for a in answers]
     worst_rows = [min([o, *vs]) for o, vs in scored]
     boot = {"n_boot": ctx.n_boot, "seed": ctx.seed}
-    tone = sentiment_gap(tone_by_group(tone_pairs(answers, outputs)), **boot)
+    tone = sentiment_gap(tone_by_group(tone_pairs(ctx, answers, outputs)), **boot)
     examples = [_example(ctx, outputs, a, orig_dec[a.variant.row.index])
                 for a in answers if a.flipped][:ctx.max_examples]
     return {
@@ -105,29 +104,23 @@ def _flips_by_label(ctx: _Context, outputs: Sequence[str],
     return out
 
 
-def tone_pairs(answers: list[_Answer], outputs: Sequence[str]
+def tone_pairs(ctx: _Context, answers: list[_Answer], outputs: Sequence[str]
                ) -> list[tuple[str | None, float, str | None, float, int]]:
     """Per answer: the groups its original and variant prompts name, with both sentiments."""
     rows = {a.variant.row.index: a.variant.row for a in answers}
     originals = dict(zip(rows, sentiment_scores([outputs[i] for i in rows]), strict=True))
-    groups: dict[str, str | None] = {}
-
-    def group(messages: Sequence[Any], axis: str) -> str | None:
-        text = _user_text(messages)
-        if text not in groups:
-            groups[text] = infer_group(text, axis)
-        return groups[text]
-
-    return [(group(a.variant.row.prompt, a.variant.axis), originals[a.variant.row.index],
-             group(a.variant.prompt, a.variant.axis), a.sentiment, a.variant.row.index)
-            for a in answers]
+    return [(ctx.group_of(_user_text(a.variant.row.prompt), a.variant.axis),
+             originals[a.variant.row.index],
+             ctx.group_of(_user_text(a.variant.prompt), a.variant.axis), a.sentiment,
+             a.variant.row.index) for a in answers]
 
 
-def answer_arrays(answers: list[_Answer], outputs: Sequence[str]) -> dict[str, Any]:
+def answer_arrays(ctx: _Context, answers: list[_Answer], outputs: Sequence[str]
+                  ) -> dict[str, Any]:
     """One model's per-answer numbers on one axis, in plan order (the same for every model)."""
     return {
         "prompts": [a.variant.row.index for a in answers],
         "flips": np.asarray([float(a.flipped) for a in answers]),
         "similarity": np.asarray([a.similarity for a in answers], dtype=float),
-        "tones": tone_by_group(tone_pairs(answers, outputs)),
+        "tones": tone_by_group(tone_pairs(ctx, answers, outputs)),
     }

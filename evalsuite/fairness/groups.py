@@ -152,6 +152,8 @@ def axis_groups(ctx: _Context) -> dict[str, list[str | None]]:
     spec = ctx.task.fairness
     axes = spec.intersect if spec.intersect is not None else \
         [a for a in dict.fromkeys(spec.counterfactual_axes) if a != "name"]
+    if len(axes) < 2:
+        return {}
     texts = [" ".join(m["content"] for m in r.prompt if m["role"] == "user") for r in ctx.rows]
     return {axis: [infer_group(t, axis) for t in texts] for axis in axes}
 

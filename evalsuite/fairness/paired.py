@@ -131,7 +131,8 @@ def versus_base(ctx: _Context, outputs: Mapping[str, Sequence[str]], base: str, 
     boot = {"n_boot": ctx.n_boot, "seed": ctx.seed}
     out: dict[str, dict[str, Any]] = {}
     for axis in ctx.task.fairness.counterfactual_axes:
-        arrays = [answer_arrays([a for a in answers[m] if a.variant.axis == axis], outputs[m])
+        arrays = [answer_arrays(ctx, [a for a in answers[m] if a.variant.axis == axis],
+                                outputs[m])
                   for m in (base, model)]
         if not arrays[0]["prompts"]:
             continue

@@ -10,6 +10,7 @@ from typing import Any
 
 from evalsuite import charts
 from evalsuite.report.blocks import Block, Chart, Heading, Section, Table, Text, fmt, show_output
+from evalsuite.report.fairness_measures import measure_blocks
 from evalsuite.verdict import format_p
 
 MAX_FLIPPED_EXAMPLES = 10
@@ -61,6 +62,7 @@ def fairness_section(results: dict[str, Any]) -> Section:
     if probes:
         blocks += [Heading("Stereotype probes by bias type"),
                    Table(["model", "bias type", "prefers stereotype", "pairs"], probes)]
+    blocks += measure_blocks(models)
     keys = sorted({k for m in models.values() for k in _fairness_keys(m)})
     rows = [[k, *(_flat_value(m["flat"].get(k)) for m in models.values())] for k in keys]
     blocks += [Heading("Fairness numbers as gates see them"), Table(["metric", *models], rows)]
