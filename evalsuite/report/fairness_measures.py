@@ -19,8 +19,8 @@ _NOTE = ("Intervals resample prompts (a prompt's variants flip together). A gap 
          "gap is real. Sentiment gap: Wasserstein-1 distance between the VADER sentiment of "
          "the answers by the group the prompt names (LangFair; 0 is no change of tone). "
          "Against the base: exact McNemar on per-prompt flips, a paired permutation test on "
-         "similarity, a paired bootstrap for gaps; p-values are not adjusted for the number "
-         "of metrics.")
+         "similarity, a paired bootstrap for gaps; p is Holm-adjusted over every adapter x "
+         "metric test of the run (raw in brackets).")
 
 
 def _range(value: Any, ci: Any) -> str:
@@ -60,9 +60,15 @@ def _vs_base_rows(models: dict[str, Any]) -> list[list[Any]]:
     for name, m in models.items():
         for key, t in (m["fairness"].get("vs_base") or {}).items():
             rows.append([name, key, fmt(t.get("base")), fmt(t.get("adapter")),
-                         _range(t.get("delta"), t.get("ci")), format_p(t.get("p_value")),
+                         _range(t.get("delta"), t.get("ci")), _p(t),
                          t.get("words")])
     return rows
+
+
+def _p(test: dict[str, Any]) -> str:
+    if test.get("p_value_holm") is None:
+        return format_p(test.get("p_value"))
+    return f"{format_p(test['p_value_holm'])} ({format_p(test.get('p_value'))})"
 
 
 def _axis_rows(models: dict[str, Any]) -> list[list[Any]]:
