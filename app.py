@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--auth", default=_env("TUNEPROOF_AUTH"),
                    help="USER:PASS to require a login (TUNEPROOF_AUTH)")
     p.add_argument("--device", default=_env("TUNEPROOF_DEVICE"), help="cpu, cuda... (default auto)")
+    p.add_argument("--backend", action="append", default=None, metavar="URL",
+                   help="OpenAI-compatible server(s) (vLLM) serving --base and the adapters, "
+                        "instead of loading them here (docs/serving.md)")
     p.add_argument("--max-new-tokens", type=int,
                    default=_env_int(("TUNEPROOF_MAX_NEW_TOKENS",), 64),
                    help="cap on max_new_tokens per request (TUNEPROOF_MAX_NEW_TOKENS)")
@@ -168,7 +171,14 @@ def build(args: argparse.Namespace, **demo_options: Any) -> Any:
         torch.set_num_threads(args.threads)
     where = prepare(args, demo_options)
     registry = Registry(where["runs"])
-    engine = Engine(args.base, device=args.device, max_new_tokens_cap=max(args.max_new_tokens, 1))
+    if args.backend:
+        from evalsuite.backend import open_backend
+
+        engine = open_backend(args.backend, args.base,
+                              max_new_tokens_cap=max(args.max_new_tokens, 1))
+    else:
+        engine = Engine(args.base, device=args.device,
+                        max_new_tokens_cap=max(args.max_new_tokens, 1))
     # The same skip-and-warn path as the background join: one refused run (say, trained on
     # another base) is left out with a warning instead of stopping the app.
     adapters = load_adapters(engine, registry)

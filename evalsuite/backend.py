@@ -65,8 +65,10 @@ class Backend(Protocol):
 
 
 def describe(backend: Any) -> dict[str, Any]:
-    """Provenance of a backend for results.json: its kind, and for servers the URLs, server
-    versions and model ids (never an API key)."""
+    """Provenance of a backend for results.json (never an API key).
+
+    Its kind, and for servers the URLs, server versions and model ids.
+    """
     own = getattr(backend, "describe", None)
     if callable(own):
         return own()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -102,15 +101,16 @@ class Client:
                 if err.code < 500 or last:
                     raise ServerError(f"{self.url}{path}: {what}: HTTP {err.code}: {detail}"
                                       ) from None
-            except (TimeoutError, socket.timeout) as err:
+            except TimeoutError as err:
                 if last:
                     raise ServerError(f"{self.url}{path}: {what}: no answer within "
                                       f"{self.timeout:g} s ({first_line(err)})") from None
             except (urllib.error.URLError, ConnectionError, OSError) as err:
                 reason = getattr(err, "reason", err)
+                if isinstance(reason, BaseException):
+                    reason = first_line(reason)
                 if last:
-                    raise ServerError(f"{self.url}{path}: {what}: cannot connect: "
-                                      f"{first_line(reason) if isinstance(reason, BaseException) else reason}"
+                    raise ServerError(f"{self.url}{path}: {what}: cannot connect: {reason}"
                                       ) from None
             time.sleep(delay)
             delay *= 2
@@ -135,7 +135,7 @@ class Client:
             with self._open(path, body, what) as resp:
                 try:
                     raw = resp.read()
-                except (TimeoutError, socket.timeout, ConnectionError, OSError) as err:
+                except (TimeoutError, ConnectionError, OSError) as err:
                     if attempt == self.retries:
                         raise ServerError(f"{self.url}{path}: {what}: answer cut off: "
                                           f"{first_line(err)}") from None
@@ -174,7 +174,7 @@ class Client:
                 except json.JSONDecodeError:
                     raise ServerError(f"{self.url}{path}: {what}: malformed event: "
                                       f"{data[:80]!r}") from None
-        except (TimeoutError, socket.timeout, ConnectionError) as err:
+        except (TimeoutError, ConnectionError) as err:
             raise ServerError(f"{self.url}{path}: {what}: stream broke off: "
                               f"{first_line(err)}") from None
         finally:

@@ -27,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output folder (default: eval/<task name>)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: auto)")
     p.add_argument("--batch-size", type=int, default=32, help="prompts per mixed batch")
+    p.add_argument("--backend", action="append", default=[], metavar="URL",
+                   help="an OpenAI-compatible server (vLLM) serving --base and the adapters; "
+                        "repeatable: the rows are shared; API key from TUNEPROOF_API_KEY "
+                        "(docs/serving.md)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_eval(task, base=args.base, adapters=adapters, baselines=baselines, out_dir=out,
                       device=args.device, batch_size=args.batch_size, progress=not args.quiet,
-                      log=log)
+                      log=log, backends=args.backend)
     scorers = [s.name for s in task.scorers]
     for name, m in result.results["models"].items():
         cells = []

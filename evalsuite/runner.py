@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalsuite import stats
+from evalsuite.backend import describe
 from evalsuite.engine import BASE, Engine, GenerationConfig, resolve_adapter_dir
 from evalsuite.gates import HOLM, add_bounds, check_gates
 from evalsuite.labels import NONE, extract
@@ -298,6 +299,7 @@ def run_eval(
     batch_size: int = 32,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    backends: Sequence[str] = (),
 ) -> EvalResult:
     """Evaluate the base, its adapters and prompting baselines on a task; write the reports.
 
@@ -312,6 +314,8 @@ def run_eval(
         batch_size: Prompts per mixed batch for a new engine.
         progress: tqdm bars.
         log: Receives one line per stage (default: nothing).
+        backends: OpenAI-compatible server URLs to answer instead of an in-process engine
+            (default: the task's ``backend:``); several share the rows.
 
     Returns:
         The results and the names of the failed gates.
@@ -321,6 +325,12 @@ def run_eval(
     rows = task_rows(task)
     baselines = list(dict.fromkeys(baselines))
     b_prompts = {kind: baseline_prompts(task, rows, kind) for kind in baselines}
+    if engine is None and (backends or task.backend):
+        from evalsuite.backend import open_backend
+
+        engine = open_backend(list(backends) or task.backend, base, batch_size=batch_size,
+                              dtype=task.dtype, chat_template=task.chat_template,
+                              max_new_tokens_cap=max(256, task.generation.max_new_tokens))
     engine, models = _load_models(task, base, dict(adapters or {}), baselines, engine, device,
                                   batch_size, say)
     _generate(engine, task, rows, models, b_prompts, progress, say)
@@ -344,6 +354,7 @@ def run_eval(
         "task": {"name": task.name, "path": task.path, "data": task.data, "n_rows": len(rows),
                  "scorers": [s.model_dump() for s in task.scorers], "gates": task.gates},
         "base": engine.base_ref,
+        "backend": describe(engine),
         "engine": {"device": str(engine.device),
                    "dtype": engine.dtype_name,
                    "weight_layout": engine.weight_layout, "batch_size": engine.batch_size},
@@ -378,7 +389,10 @@ def _load_models(
 
     The models are the rows of the results: the base, every adapter, every baseline.
     """
-    resolved = {name: resolve_adapter_dir(path) for name, path in adapters.items()}
+    # A server may already serve an adapter that has no folder here: it is known by name.
+    served = set(getattr(engine, "served_adapters", [])) if engine is not None else set()
+    resolved = {name: None if name in served and not Path(path).exists()
+                else resolve_adapter_dir(path) for name, path in adapters.items()}
     if engine is None:
         say(f"loading base {base} and {len(adapters)} adapter(s)")
         engine = Engine(base, resolved, device=device, dtype=task.dtype, batch_size=batch_size,
@@ -392,7 +406,8 @@ def _load_models(
             if name not in engine.model_names:
                 engine.add_adapter(name, folder)
     models = [ModelRow(BASE_NAME, BASE, "base")]
-    models += [ModelRow(name, name, "adapter", folder, _run_dir_of(Path(adapters[name]), folder))
+    models += [ModelRow(name, name, "adapter", folder,
+                        folder and _run_dir_of(Path(adapters[name]), folder))
                for name, folder in resolved.items()]
     models += [ModelRow(f"{BASE_NAME}+{kind}", BASE, "baseline") for kind in baselines]
     return engine, models

@@ -17,6 +17,7 @@ stops the call with one line naming its rows, and nothing is returned.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -40,8 +41,10 @@ _cut = Engine._cut
 
 
 def _eos_ids(base_path: str, tokenizer: Any) -> set[int]:
-    """End tokens as the in-process engine uses them: the generation config's, else the
-    tokenizer's."""
+    """End tokens as the in-process engine uses them.
+
+    The generation config's, else the tokenizer's.
+    """
     from transformers import GenerationConfig as HFGenerationConfig
 
     eos: Any = None
@@ -72,6 +75,15 @@ class _Server:
         self.max_model_len: int | None = bases[0].get("max_model_len")
         self.adapters: set[str] = {m["id"] for m in data if m.get("parent")}
         self.version = _version(client)
+        # Two faults of vLLM 0.32's CPU LoRA path, measured on the tiny base: prompt
+        # log-probs of several sequences in one step fail (an einsum over per-request instead
+        # of per-token indices in add_lora_logits), and base rows scheduled in the same step
+        # as adapter rows come out with other tokens. So with vLLM this client scores one
+        # sequence at a time, and never has base and adapter requests in flight together.
+        vllm = bases[0].get("owned_by") == "vllm"
+        self.serial_scoring = vllm
+        self.base_alone = vllm
+        self.score_lock = threading.Lock()
         self.logprobs_mode: int | None = None  # max_tokens that gives prompt log-probs
         self.logprobs_problem = ""
 
@@ -298,13 +310,30 @@ class ServerBackend:
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for f in pending:
                 f.cancel()
-            failed = sorted((futures[f] for f in done if f.exception() is not None))
+            failed = sorted(futures[f] for f in done if f.exception() is not None)
             if failed:
                 k = failed[0]
                 model, rows = jobs[k]
                 more = f" (and {len(rows) - 1} more in its request)" if len(rows) > 1 else ""
                 err = futures_exception(futures, k)
                 raise ServerError(f"row {rows[0]}{more}, model {_label(model)}: {err}")
+        return results
+
+    def _run_waves(self, jobs: list[tuple[str, list[int]]], call: Callable[[_Server, int], Any],
+                   progress: bool, desc: str) -> list[Any]:
+        """:meth:`_run_jobs`, in waves where a server needs them (``base_alone``).
+
+        The base's requests first, then the adapters'; results in ``jobs`` order.
+        """
+        if not any(s.base_alone for s in self.servers):
+            return self._run_jobs(jobs, call, progress, desc)
+        results: list[Any] = [None] * len(jobs)
+        for wave in ([k for k, j in enumerate(jobs) if j[0] == BASE],
+                     [k for k, j in enumerate(jobs) if j[0] != BASE]):
+            got = self._run_jobs([jobs[k] for k in wave], lambda s, w, wave=wave: call(s, wave[w]),
+                                 progress, desc)
+            for k, g in zip(wave, got, strict=True):
+                results[k] = g
         return results
 
     def generate(
@@ -336,7 +365,7 @@ class ServerBackend:
             return [self._generation(model, c, seconds) for c in _choices(answer, len(rows))]
 
         out: list[list[Generation | None]] = [[None] * len(models) for _ in encoded]
-        for (model, rows), gens in zip(jobs, self._run_jobs(jobs, call, progress, "generate"),
+        for (model, rows), gens in zip(jobs, self._run_waves(jobs, call, progress, "generate"),
                                        strict=True):
             j = models.index(model)
             for i, g in zip(rows, gens, strict=True):
@@ -396,15 +425,25 @@ class ServerBackend:
 
         threads = [threading.Thread(target=read, args=(r,), daemon=True)
                    for r in range(len(models))]
-        for t in threads:
-            t.start()
+        # Where the base must run apart (see _Server), its stream goes first, the rest after.
+        apart = any(s.base_alone for s in self.servers) and BASE in models and len(models) > 1
+        first = [r for r, m in enumerate(models) if m == BASE] if apart else range(len(models))
+        for r in first:
+            threads[r].start()
         texts = [""] * len(models)
         open_streams = len(models)
+        waiting = len(first)
         try:
             while open_streams:
                 r, got = events.get()
                 if got is None:
                     open_streams -= 1
+                    waiting -= 1
+                    if apart and waiting == 0:
+                        apart = False
+                        for t in threads:
+                            if not t.is_alive() and t.ident is None:
+                                t.start()
                 elif isinstance(got, BaseException):
                     raise ServerError(f"model {_label(models[r])}: {got}") from None
                 elif got:
@@ -439,15 +478,17 @@ class ServerBackend:
         if not pairs:
             return []
         self._need_logprobs()
-        jobs = [(m, list(range(s, min(s + self.batch_size, len(pairs)))))
-                for m in models for s in range(0, len(pairs), self.batch_size)]
+        size = 1 if any(s.serial_scoring for s in self.servers) else self.batch_size
+        jobs = [(m, list(range(s, min(s + size, len(pairs)))))
+                for m in models for s in range(0, len(pairs), size)]
 
         def call(server: _Server, k: int) -> list[tuple[float, int]]:
             model, rows = jobs[k]
             body = {"model": self._server_id(server, model), "prompt": [pairs[i][0] for i in rows],
                     "max_tokens": server.logprobs_mode, "echo": True, "logprobs": 1,
                     "temperature": 0.0}
-            answer = server.client.post_json("/v1/completions", body, "prompt log-probs")
+            with server.score_lock if server.serial_scoring else contextlib.nullcontext():
+                answer = server.client.post_json("/v1/completions", body, "prompt log-probs")
             _choices(answer, len(rows))
             scored = []
             for slot, i in enumerate(rows):
@@ -481,7 +522,8 @@ class ServerBackend:
             "urls": [s.client.url for s in self.servers],
             "servers": [{"url": s.client.url, "version": s.version, "base_model_id": s.base_id,
                          "max_model_len": s.max_model_len,
-                         "prompt_logprobs": s.logprobs_mode is not None}
+                         "prompt_logprobs": s.logprobs_mode is not None,
+                         "serial_scoring": s.serial_scoring}
                         for s in self.servers],
             "model_ids": {_label(m): self._server_id(self.servers[0], m)
                           for m in self.model_names},

@@ -169,8 +169,16 @@ class TaskSpec(_Strict):
     fairness: FairnessSpec | None = None
     gates: list[str] = Field(default_factory=list)
     stats: StatsSpec = Field(default_factory=StatsSpec)
+    backend: list[str] = Field(default_factory=list)
+    """OpenAI-compatible server URLs (vLLM...) that answer instead of the in-process engine;
+    several share the rows (``evalsuite.server_backend``). ``evalsuite run --backend`` wins."""
     path: str | None = None
     """The YAML file this task came from (set by :func:`load_task`)."""
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _urls(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("scorers")
     @classmethod
