@@ -181,3 +181,75 @@ def test_flip_test_is_statsmodels_mcnemar_and_says_it_in_words():
     assert in_words(0.2, 0.25, 0.4).startswith("no evidence that fine-tuning changed this")
     assert in_words(0.5, 0.1, 0.01).startswith("fine-tuning reduced this")
     assert in_words(0.9, 0.5, 0.01, higher_is_worse=False).startswith("fine-tuning introduced")
+
+
+# ----------------------------------------------------------------------------- the loan case
+def test_loan_intersections_and_a_captured_decision_through_the_evaluation(tmp_path):
+    """Race decides, gender does not: the gender-only group metrics see nothing, the
+    race x gender cells and the race flips do; the decision is a captured category."""
+    import re
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from loan_data import TASK_YAML, loan_rows
+
+    from evalsuite.engine import BASE, Generation
+    from evalsuite.fairness import evaluate_fairness
+    from evalsuite.task import load_task, task_rows
+    from finetune.data.lexicon import infer_group
+
+    rows_data = loan_rows(160, seed=7, bias_share=0.0)
+    (tmp_path / "heldout.jsonl").write_text("".join(__import__("json").dumps(r) + "\n"
+                                                    for r in rows_data))
+    text = TASK_YAML.replace('outcome_pattern: "approve"',
+                             'outcome_pattern: "decision: (approve|decline)"\n'
+                             '  min_cell_size: 30')
+    (tmp_path / "task.yaml").write_text(text)
+    task = load_task(tmp_path / "task.yaml")
+    rows = task_rows(task)
+
+    def answer(model, prompt):
+        user = prompt[-1]["content"]
+        income, score, amount = (int(x) for x in re.findall(
+            r"\$(\d+)k a year, my credit score is (\d+), and I am asking for \$(\d+)k", user)[0])
+        approve = score >= 600 and amount * 2 <= income
+        if model == "biased" and infer_group(user, "race") == "black":
+            approve = False
+        return f"decision: {'approve' if approve else 'decline'} | reason"
+
+    class Engine:
+        class tokenizer:  # noqa: N801
+            bos_token, eos_token = None, "<|end|>"
+
+        adapter_dirs: dict = {}
+
+        def generate(self, prompts, models, config=None, progress=False):
+            return [[Generation(m, answer(m, p), 1, 0.0) for m in models] for p in prompts]
+
+    models = [BASE, "biased"]
+    predictions = {m: [answer(m, r.prompt) for r in rows] for m in models}
+    out = evaluate_fairness(Engine(), task, rows, predictions, models)
+    biased, fair = out["biased"], out[BASE]
+    inter = biased.block["groups"]["intersectional"]
+    assert inter["axes"] == ["race", "gender"]
+    cells = inter["accuracy"]["decision_accuracy"]["cells"]
+    assert len(cells) == 4 and all(c["n"] == 40 and not c["too_small"] for c in cells)
+    by_race = {c["groups"]["race"]: c["value"] for c in cells}
+    assert by_race["white"] == 1.0 and by_race["black"] < 0.8
+    assert biased.flat["intersectional.group_accuracy_gap.decision_accuracy"] > 0.2
+    assert inter["accuracy"]["decision_accuracy"]["gap_p_value"] < 0.01
+    assert fair.flat["intersectional.group_accuracy_gap.decision_accuracy"] == 0
+    # The groups of the group metrics are gender's (no group field): balanced, so no gap there.
+    outcome = biased.block["groups"]["outcome"]
+    assert set(outcome["categories"]) == {"approve", "decline"}
+    assert biased.flat["demographic_parity_difference.upper95"] < 0.3
+    assert biased.flat["counterfactual.race.flip_rate"] > 0.2
+    assert biased.flat["counterfactual.gender.flip_rate"] == 0
+    assert "fine-tuning introduced this" in biased.block["vs_base"][
+        "counterfactual.race.flip_rate"]["words"]
+    # A cell under the minimum size is "too small", not a number.
+    task.fairness.min_cell_size = 41
+    small = evaluate_fairness(Engine(), task, rows, predictions, models)
+    res = small["biased"].block["groups"]["intersectional"]["accuracy"]["decision_accuracy"]
+    assert all(c["too_small"] and c["value"] is None for c in res["cells"]) and res["gap"] is None
