@@ -446,8 +446,12 @@ def test_each_adapter_is_tested_against_the_base_in_words(demo_task):
     flat = out["biased"].flat
     for key in ("demographic_parity_difference", "counterfactual.gender.flip_rate",
                 "counterfactual.gender.similarity", "group_accuracy_gap.tier_accuracy",
-                "selection_rate.male", "false_negative_rate.female"):
+                "selection_rate.male", "false_negative_rate.female", "stereotype.preference",
+                "demographic_parity_ratio", "counterfactual.gender.worst_case_accuracy"):
         assert flat[f"{key}.lower95"] <= flat[key] <= flat[f"{key}.upper95"], key
+    # A maximum of two gaps has an upper bound only.
+    assert flat["equalized_odds_difference.upper95"] >= flat["equalized_odds_difference"]
+    assert "equalized_odds_difference.lower95" not in flat
     # The demo states the true outcome: the biased model wrongly denies women premium.
     assert flat["false_negative_rate.female"] == pytest.approx(1.0)
     assert flat["false_positive_rate.male"] == pytest.approx(1.0)

@@ -12,6 +12,7 @@ from evalsuite.fairness.context import _Context, _Decider, row_groups
 from evalsuite.fairness.counterfactual import _answer_variants
 from evalsuite.fairness.flips import counterfactual_block
 from evalsuite.fairness.groups import group_block
+from evalsuite.fairness.intervals import put_flat
 from evalsuite.fairness.paired import holm_across, versus_base
 from evalsuite.fairness.probes import score_probes
 from evalsuite.gates import HOLM
@@ -102,8 +103,8 @@ def evaluate_fairness(
     for m in models:
         if m in probes:
             out[m].block["stereotype"] = {"probes": str(spec.probes), **probes[m]}
-            if probes[m]["preference"] is not None:
-                out[m].flat["stereotype.preference"] = probes[m]["preference"]
+            put_flat(out[m].flat, "stereotype.preference", probes[m]["preference"],
+                     probes[m]["ci"])
     # 5. The training data's own bias audit, beside the model's numbers.
     for m in models:
         out[m].block["training_data"] = training_data_audit(engine, m)

@@ -72,8 +72,7 @@ def _outcome_flat(outcome: Mapping[str, Any], flat: dict[str, float]) -> None:
     put_flat(flat, "demographic_parity_difference", outcome["demographic_parity_difference"],
              outcome.get("demographic_parity_difference_ci"))
     for key in ("demographic_parity_ratio", "equalized_odds_difference"):
-        if outcome.get(key) is not None:
-            flat[key] = outcome[key]
+        put_flat(flat, key, outcome.get(key), outcome.get(f"{key}_ci"))
     if "categories" in outcome:
         for cat, c in outcome["categories"].items():
             for g, rate in c["selection_rate"].items():
@@ -131,15 +130,18 @@ def category_metrics(
                    demographic_parity_difference_p_value=worst[
                        "demographic_parity_difference_p_value"],
                    demographic_parity_difference_category=cat)
-        ratios = [m["demographic_parity_ratio"] for m in gaps.values()
-                  if m["demographic_parity_ratio"] is not None]
+        ratios = [m for m in gaps.values() if m["demographic_parity_ratio"] is not None]
         if ratios:
-            out["demographic_parity_ratio"] = min(ratios)
+            low = min(ratios, key=lambda m: m["demographic_parity_ratio"])
+            out["demographic_parity_ratio"] = low["demographic_parity_ratio"]
+            out["demographic_parity_ratio_ci"] = low.get("demographic_parity_ratio_ci")
             out["four_fifths_rule"] = all(m["four_fifths_rule"] for m in gaps.values()
                                           if m["four_fifths_rule"] is not None)
-    odds = [m["equalized_odds_difference"] for m in per.values()
-            if m["equalized_odds_difference"] is not None]
-    out["equalized_odds_difference"] = max(odds) if odds else None
+    odds = [m for m in per.values() if m["equalized_odds_difference"] is not None]
+    if odds:
+        high = max(odds, key=lambda m: m["equalized_odds_difference"])
+        out["equalized_odds_difference"] = high["equalized_odds_difference"]
+        out["equalized_odds_difference_ci"] = high.get("equalized_odds_difference_ci")
     return out
 
 

@@ -154,12 +154,20 @@ def outcome_metrics(
     out["demographic_parity_difference"] = _num(dpd)
     out["demographic_parity_ratio"] = _num(dpr)
     out["four_fifths_rule"] = None if _num(dpr) is None else bool(dpr >= FOUR_FIFTHS)
-    if true is not None and _defined_odds(y_true, sens):
-        out["equalized_odds_difference"] = _num(
-            equalized_odds_difference(y_true, y_pred, sensitive_features=sens)
-        )
+    if n_boot > 1:
+        # The same resamples as the selection rates' (same rows, same seed).
+        levels, codes = group_codes(sens.tolist())
+        means = group_mean_draws(y_pred, codes, len(levels), boot_counts(len(codes), n_boot, seed))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios = np.where(np.nanmax(means, axis=1) > 0,
+                              np.nanmin(means, axis=1) / np.nanmax(means, axis=1), 1.0)
+        out["demographic_parity_ratio_ci"] = percentile(ratios)
     if true is not None:
-        out["error_rates"] = error_rates(y_true, y_pred, sens, n_boot=n_boot, seed=seed)
+        out["error_rates"] = errors = error_rates(y_true, y_pred, sens, n_boot=n_boot, seed=seed)
+        if _defined_odds(y_true, sens):
+            out["equalized_odds_difference"] = _num(
+                equalized_odds_difference(y_true, y_pred, sensitive_features=sens))
+            out["equalized_odds_difference_ci"] = errors.pop("equalized_odds_difference_ci")
     return out
 
 
@@ -194,6 +202,7 @@ def error_rates(
     neg = np.bincount(codes, weights=(y_true == 0), minlength=len(levels))
     counts = boot_counts(len(y_true), n_boot, seed) if n_boot > 1 else None
     out: dict[str, Any] = {"by_group": {}}
+    spreads = []
     for key, name, n_kind, mask, miss in (
         ("fnr", "false_negative_rate", pos, y_true == 1, 1 - y_pred),
         ("fpr", "false_positive_rate", neg, y_true == 0, y_pred),
@@ -212,6 +221,13 @@ def error_rates(
         out[f"{name}_difference"] = _num(np.ptp(point)) if defined else None
         out[f"{name}_difference_ci"] = gap_interval(gap_draws(draws, point), len(levels)) \
             if defined and draws is not None else None
+        if draws is not None:
+            with np.errstate(invalid="ignore"):
+                spreads.append(np.nanmax(draws, axis=1) - np.nanmin(draws, axis=1))
+    # Equalized odds is the larger of two gaps: its resampled value is biased upward, so only
+    # its upper bound is a bound (as for a gap over three or more groups).
+    out["equalized_odds_difference_ci"] = \
+        [None, percentile(np.maximum(*spreads))[1]] if len(spreads) == 2 else None
     out["equal_opportunity_difference"] = None
     out["equal_opportunity_difference_ci"] = out["false_negative_rate_difference_ci"]
     if out["false_negative_rate_difference"] is not None:
