@@ -62,17 +62,21 @@ def discover_outcomes(
             counts[w] = counts.get(w, 0) + 1
     n = len(answers)
     vocab = sorted(w for w, c in counts.items() if min_rows <= c <= n - min_rows)
+    from scipy.sparse import csr_matrix
+
     column = {w: j for j, w in enumerate(vocab)}
-    holds = np.zeros((n, len(vocab)), dtype=np.int64)  # row x word: the word is in the answer
-    for i, row in enumerate(words):
-        holds[i, [column[w] for w in row if w in column]] = 1
+    # row x word, sparse: a million rows of a few words each stay small
+    cells = [(i, column[w]) for i, row in enumerate(words) for w in row if w in column]
+    holds = csr_matrix((np.ones(len(cells), dtype=np.int64),
+                        ([c[0] for c in cells], [c[1] for c in cells])),
+                       shape=(n, len(vocab)))
     candidates: list[dict[str, Any]] = []
     for axis, groups in groups_by_axis.items():
         known = sorted({g for g in groups if g is not None})
         if len(known) < 2:
             continue
         member = np.array([[x == g for x in groups] for g in known], dtype=np.int64)
-        by_group = member @ holds  # group x word counts
+        by_group = np.asarray((holds.T @ member.T).T)  # group x word counts
         sizes = member.sum(axis=1)
         for word in vocab:
             if _is_signal(word, axis):
