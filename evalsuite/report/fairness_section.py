@@ -42,7 +42,7 @@ def fairness_section(results: dict[str, Any]) -> Section:
         ("Selection rate of the favourable outcome, by group",
          ["model", "group", "rate [95% CI]", "n"], _fair_selection_rows(models)),
         ("Accuracy by group (fairlearn MetricFrame)",
-         ["model", "metric", "group", "value [95% CI]", "n", "gap [95% CI]"],
+         ["model", "metric", "group", "value [95% CI]", "n", "gap [95% CI]", "gap p"],
          _fair_group_accuracy_rows(models)),
         ("Training data audit beside the model",
          ["model", "data flagged", "outcome rate by group in the data", "test",
@@ -153,7 +153,8 @@ def _fair_group_accuracy_rows(models: dict[str, Any]) -> list[list[Any]]:
         for metric, a in ((m["fairness"].get("groups") or {}).get("accuracy") or {}).items():
             for g, v in a.get("by_group", {}).items():
                 rows.append([name, metric, g, _fair_range(v.get("value"), v.get("ci")),
-                             v.get("n"), _fair_range(a.get("gap"), a.get("gap_ci"))])
+                             v.get("n"), _fair_range(a.get("gap"), a.get("gap_ci")),
+                             format_p(a.get("gap_p_value"))])
     return rows
 
 
