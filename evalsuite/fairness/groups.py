@@ -52,16 +52,14 @@ def group_block(ctx: _Context, outputs: Sequence[str], flat: dict[str, float]) -
         return block
     scope = ctx.scope
     groups = [ctx.groups[r.index] for r in scope]
-    if is_categorical(spec.outcome_pattern):
-        outcome = category_metrics([outcome_value(outputs[r.index], spec.outcome_pattern)
-                                    for r in scope], groups,
-                                   [outcome_value(r.target, spec.outcome_pattern)
-                                    for r in scope], **stats)
-    else:
-        outcome = outcome_metrics([has_outcome(outputs[r.index], spec.outcome_pattern)
-                                   for r in scope], groups,
-                                  [has_outcome(r.target, spec.outcome_pattern) for r in scope],
-                                  **stats)
+    categorical = is_categorical(spec.outcome_pattern)
+    extract = outcome_value if categorical else has_outcome
+    true = [extract(r.target, spec.outcome_pattern) for r in scope]
+    if not any(true):  # no target states the outcome: there is no truth to err against
+        true = None
+    predicted = [extract(outputs[r.index], spec.outcome_pattern) for r in scope]
+    outcome = (category_metrics if categorical else outcome_metrics)(predicted, groups, true,
+                                                                     **stats)
     outcome.update(pattern=spec.outcome_pattern, where=spec.where)
     block["outcome"] = outcome
     _outcome_flat(outcome, flat)
