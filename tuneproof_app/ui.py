@@ -1,15 +1,22 @@
-"""The app's layout and event wiring; every event has an explicit ``api_name``."""
+"""The app's layout and event wiring.
+
+Every event has an explicit ``api_name``, every handler parameter a readable name and every
+output component a label, so ``gradio_client.Client(url).view_api()`` reads as documentation
+(tests/test_app_api.py).
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import gradio as gr
 
 from finetune.data.lexicon import axes as known_axes
-from tuneproof_app import arena, compare, examples, probe, reports
+from tuneproof_app import arena, compare, examples, intro, probe, reports
 from tuneproof_app.background import status_html
 from tuneproof_app.compare import N_COLUMNS
 from tuneproof_app.context import MAX_ADAPTERS, AppContext, friendly
@@ -27,6 +34,21 @@ STATUS_EVERY_S = 2.0
 """How often an open page polls a background build's progress."""
 VOTE_LABELS = {"left": "← Left is better", "right": "Right is better →", "tie": "Tie",
                "both_bad": "Both bad"}
+
+
+def api_params(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Name a handler's parameters as API clients see them (gradio reads the signature).
+
+    For handlers taking ``*args`` (one chat history per Compare column), whose parameters
+    gradio would otherwise call ``param_7``...
+    """
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+    def name(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__signature__ = inspect.Signature([inspect.Parameter(n, kind) for n in names])
+        return fn
+
+    return name
 
 
 def _default_models(ctx: AppContext) -> list[str]:
@@ -67,9 +89,17 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
 
 
 def _header(ctx: AppContext) -> str:
+    """The title and the first screen's two sentences (``tuneproof_app.intro``)."""
     notices = "".join(f"\n\n**`{m}`**: {ctx.notice(m)}" for m in ctx.models if ctx.notice(m))
-    return "# tuneproof · base and adapters side by side\nModels: " + ", ".join(
-        f"`{m}`" for m in ctx.models) + notices
+    cards = []
+    for name in ctx.adapters:
+        if ctx.registry is not None and name in ctx.registry.names():
+            adapter = ctx.registry.get(name)
+            cards.append(intro.read_card(name, adapter.run_dir, adapter.run))
+    results = intro.pick_results(reports.find_results(ctx.results_dirs),
+                                 [c.name for c in cards])
+    return ("# tuneproof · base and adapters side by side\n"
+            + " ".join(intro.intro(ctx.engine.base_ref, cards, results)) + notices)
 
 
 def _status(ctx: AppContext) -> str:
@@ -94,8 +124,11 @@ def _status_api(ctx: AppContext) -> None:
                 "seconds": round(state.seconds, 1) if state else 0.0,
                 "models": ctx.models, "status": _status(ctx)}
 
-    gr.api(build_status, api_name="build_status", concurrency_id="status",
-           concurrency_limit=8)
+    dep = gr.api(build_status, api_name="build_status", concurrency_id="status",
+                 concurrency_limit=8)
+    # gr.api names its output "1st"; the label is read when the Blocks closes.
+    for block_id in dep["outputs"]:
+        gr.context.get_blocks_context().blocks[block_id].label = "build status"
 
 
 def _watch_build(ctx: AppContext, header: Any, status: Any, model_lists: list[Any],
@@ -164,7 +197,8 @@ def _compare_tab(ctx: AppContext) -> Any:
             with gr.Column(visible=j < len(chosen), min_width=220) as col:
                 label = chosen[j] if j < len(chosen) else f"column {j + 1}"
                 chats.append(gr.Chatbot(label=label, height=300, elem_id=f"compare-chat-{j}"))
-                stats.append(gr.Markdown(elem_id=f"compare-stats-{j}"))
+                stats.append(gr.Markdown(elem_id=f"compare-stats-{j}", show_label=False,
+                                         label=f"column {j + 1} speed"))
             columns.append(col)
     with gr.Row():
         message = gr.Textbox(label="Message", scale=5, elem_id="compare-message",
@@ -178,7 +212,7 @@ def _compare_tab(ctx: AppContext) -> Any:
         bias_btn = gr.Button("Show me the bias", variant="secondary", elem_id="compare-bias")
         gr.Markdown("Runs the chosen models on a pair of prompts that differ only in the "
                     "customer's name, and puts the answers side by side.")
-    bias_table = gr.HTML(elem_id="compare-bias-table")
+    bias_table = gr.HTML(elem_id="compare-bias-table", label="bias pair answers")
     grouped = examples.groups(examples.heldout(ctx))
     for label, prompts in grouped:
         gr.Examples([[p] for p in prompts], inputs=[message], label=label,
@@ -189,14 +223,16 @@ def _compare_tab(ctx: AppContext) -> Any:
     with gr.Accordion("Run details", open=False):
         details = gr.JSON(label="answers and latency per model")
 
+    @api_params("message", "system_prompt", "models", "temperature", "top_p", "seed",
+                "max_new_tokens", *(f"history_{j + 1}" for j in range(N_COLUMNS)))
     @gpu
     @friendly
     def on_send(msg: str, sys: str, names: list[str], temp: float, p: float, s: Any,
                 n: Any, *history: Any) -> Any:
         yield from compare.run_compare(ctx, msg, sys, names, temp, p, s, n, history)
 
-    def on_models(names: list[str]) -> list[Any]:
-        names = [m for m in ctx.models if m in (names or [])][:N_COLUMNS]
+    def on_models(models: list[str]) -> list[Any]:
+        names = [m for m in ctx.models if m in (models or [])][:N_COLUMNS]
         shown = [gr.update(visible=j < len(names)) for j in range(N_COLUMNS)]
         reset = [gr.update(value=[], label=names[j] if j < len(names) else f"column {j + 1}")
                  for j in range(N_COLUMNS)]
@@ -214,8 +250,8 @@ def _compare_tab(ctx: AppContext) -> Any:
 
     @gpu
     @friendly
-    def on_bias(sys: str, names: list[str], n: Any) -> tuple[str, str]:
-        original, table, _ = probe.show_bias(ctx, sys, names, n)
+    def on_bias(system_prompt: str, models: list[str], max_new_tokens: Any) -> tuple[str, str]:
+        original, table, _ = probe.show_bias(ctx, system_prompt, models, max_new_tokens)
         return original, table
 
     bias_btn.click(on_bias, [system, models, max_new], [message, bias_table],
@@ -246,7 +282,7 @@ def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
         max_new = gr.Slider(1, ctx.max_new_tokens_cap, min(32, ctx.max_new_tokens_cap), step=1,
                             label="Max new tokens")
     system = _system_box(ctx)
-    status = gr.Markdown(elem_id="arena-status")
+    status = gr.Markdown(elem_id="arena-status", label="round status", show_label=False)
     with gr.Row(equal_height=True):
         left = gr.Textbox(label="Left", lines=4, max_lines=8, interactive=False,
                           elem_id="arena-left")
@@ -255,21 +291,25 @@ def _arena_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
     with gr.Row():
         buttons = {v: gr.Button(VOTE_LABELS[v], elem_id=f"arena-vote-{v}") for v in VERDICTS}
     round_id = gr.Textbox(visible=False, label="round id")
-    reveal = gr.Markdown(elem_id="arena-reveal")
+    reveal = gr.Markdown(elem_id="arena-reveal", label="who was who", show_label=False)
     gr.Markdown("### Leaderboard (Bradley-Terry with 95% bootstrap CIs; online Elo)")
     board, pairs, verdicts = arena.tables(ctx)
-    board_chart = gr.HTML(reports.ratings_chart(board), elem_id="arena-chart")
-    board_df = gr.Dataframe(board, interactive=False, elem_id="arena-board")
+    board_chart = gr.HTML(reports.ratings_chart(board), elem_id="arena-chart",
+                          label="ratings chart")
+    board_df = gr.Dataframe(board, interactive=False, elem_id="arena-board", label="leaderboard",
+                            show_label=False)
     gr.Markdown("Per-pair record (win rate counts ties and 'both bad' as half)")
-    pairs_df = gr.Dataframe(pairs, interactive=False)
+    pairs_df = gr.Dataframe(pairs, interactive=False, label="per-pair record", show_label=False)
     gr.Markdown("Walk verdicts (exact sign test on decisive votes, α = 0.05)")
-    verdicts_df = gr.Dataframe(verdicts, interactive=False)
+    verdicts_df = gr.Dataframe(verdicts, interactive=False, label="walk verdicts",
+                               show_label=False)
     refresh = gr.Button("Refresh leaderboard")
 
     @gpu
     @friendly
-    def on_deal(p: str, sys: str, w: bool, idx: Any, n: Any) -> tuple[Any, ...]:
-        return (*arena.deal(ctx, p, sys, w, idx, n), "")
+    def on_deal(prompt: str, system_prompt: str, walk: bool, walk_index: Any,
+                max_new_tokens: Any) -> tuple[Any, ...]:
+        return (*arena.deal(ctx, prompt, system_prompt, walk, walk_index, max_new_tokens), "")
 
     deal_btn.click(on_deal, [prompt, system, walk, walk_index, max_new],
                    [left, right, round_id, status, prompt, walk_index, reveal],
@@ -297,14 +337,15 @@ def _probe_tab(ctx: AppContext) -> Any:
                             label="Max new tokens")
     system = _system_box(ctx)
     run = gr.Button("Probe", variant="primary", elem_id="probe-run")
-    table = gr.HTML(elem_id="probe-table")
+    table = gr.HTML(elem_id="probe-table", label="answers per variant")
     with gr.Accordion("Details", open=False):
-        details = gr.JSON()
+        details = gr.JSON(label="probe details")
 
     @gpu
     @friendly
-    def on_probe(msg: str, names: list[str], ax: list[str], n: Any, sys: str) -> Any:
-        return probe.run_probe(ctx, msg, sys, names, ax, n)
+    def on_probe(message: str, models: list[str], axes: list[str], max_new_tokens: Any,
+                 system_prompt: str) -> Any:
+        return probe.run_probe(ctx, message, system_prompt, models, axes, max_new_tokens)
 
     run.click(on_probe, [message, models, axes, max_new, system], [table, details],
               api_name="probe", concurrency_id=ENGINE, concurrency_limit=1)
@@ -313,10 +354,12 @@ def _probe_tab(ctx: AppContext) -> Any:
 
 def _chart_with_table(title: str, kind: str, view: reports.EvalView) -> tuple[Any, Any]:
     """A chart (inline SVG) with its numbers one click away."""
-    chart = gr.HTML(view.charts.get(kind, ""), elem_id=f"reports-chart-{kind}")
+    chart = gr.HTML(view.charts.get(kind, ""), elem_id=f"reports-chart-{kind}",
+                    label=f"{title} (chart)")
     with gr.Accordion(f"{title}: the numbers", open=False):
         table = gr.Dataframe(view.tables.get(kind), interactive=False,
-                             elem_id=f"reports-table-{kind}")
+                             elem_id=f"reports-table-{kind}", label=f"{title} (table)",
+                             show_label=False)
     return chart, table
 
 
@@ -336,7 +379,7 @@ def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
                                              elem_id="reports-download-html", size="sm")
                 zip_btn = gr.DownloadButton("Download everything (zip)", view.downloads[1],
                                             elem_id="reports-download-zip", size="sm")
-        verdict = gr.HTML(view.verdict, elem_id="reports-verdict")
+        verdict = gr.HTML(view.verdict, elem_id="reports-verdict", label="verdict")
         with gr.Row():
             with gr.Column():
                 flip = _chart_with_table("Flip rate per model", "flip", view)
@@ -345,14 +388,16 @@ def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
                 group = _chart_with_table("Metrics per group", "group", view)
                 curves = _chart_with_table("Training curves", "curves", view)
         with gr.Accordion("The full report (report.md)", open=False):
-            report_md = gr.Markdown(view.markdown, elem_id="reports-eval")
+            report_md = gr.Markdown(view.markdown, elem_id="reports-eval", label="report.md",
+                                    show_label=False)
     with gr.Tab("Disagreements"):
         gr.Markdown("Held-out rows (original wording) where an adapter and the base score "
                     "differently.")
-        dis_df = gr.Dataframe(view.disagreements, interactive=False)
+        dis_df = gr.Dataframe(view.disagreements, interactive=False, label="disagreements",
+                              show_label=False)
     with gr.Tab("Runs and training curves"):
         runs_df = gr.Dataframe(reports.run_summary(registry) if registry else None,
-                               interactive=False)
+                               interactive=False, label="runs", show_label=False)
         curve = reports.curves(registry) if registry else None
         curve_plot = gr.LinePlot(curve, x="step", y="value", color="series",
                                  title="Training curves", elem_id="reports-curves")
@@ -362,11 +407,14 @@ def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
     with gr.Tab("Data validation"):
         data_pick = gr.Dropdown(run_names, value=run_names[0] if run_names else None,
                                 label="Data validation report of run")
-        data_md = gr.Markdown(reports.data_report_markdown(first), elem_id="reports-data")
+        data_md = gr.Markdown(reports.data_report_markdown(first), elem_id="reports-data",
+                              label="data validation report", show_label=False)
         with gr.Accordion("data_report.json", open=False):
-            data_json = gr.Code(json.dumps(first, indent=2), language="json")
+            data_json = gr.Code(json.dumps(first, indent=2), language="json",
+                                label="data_report.json", show_label=False)
 
-    def on_pick(name: str) -> tuple[Any, ...]:
+    def on_pick(evaluation: str) -> tuple[Any, ...]:
+        name = evaluation
         found = reports.find_results(ctx.results_dirs)  # a background build may add one
         if not name and not found:
             v = reports.evaluation(None)
@@ -382,8 +430,8 @@ def _reports_tab(ctx: AppContext) -> tuple[Any, Any, Any, Any]:
                 [verdict, report_md, dis_df, *flip, *group, *metric, *curves, html_btn, zip_btn],
                 api_name="report")
 
-    def on_data(name: str) -> tuple[str, str]:
-        report = reports.data_report(registry, name)
+    def on_data(run: str) -> tuple[str, str]:
+        report = reports.data_report(registry, run)
         return reports.data_report_markdown(report), json.dumps(report, indent=2)
 
     data_pick.change(friendly(on_data), data_pick, [data_md, data_json], api_name="data_report")
