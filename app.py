@@ -36,8 +36,8 @@ def _env_int(names: tuple[str, ...], default: int | None) -> int | None:
     return default
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Options from the command line, defaults from the environment."""
+def build_parser() -> argparse.ArgumentParser:
+    """The app's options, defaults read from the environment (tests/test_readme.py reads it)."""
     p = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     p.add_argument("--base", default=_env("TUNEPROOF_BASE"),
                    help="base model: smollm2, tiny, a local folder, a .gguf file or a hub id "
@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="never build the demo; serve the base alone if there are no adapters")
     p.add_argument("--results", action="append", default=None,
                    help="folder with evaluation outputs (results.json); repeatable "
-                        "(TUNEPROOF_RESULTS, ':'-separated)")
+                        "(TUNEPROOF_RESULTS, ':'-separated; default: eval/ and out/ beside "
+                        "the runs directory, where evalsuite run writes)")
     p.add_argument("--heldout", default=_env("TUNEPROOF_HELDOUT"),
                    help="held-out data: example prompts and the arena walk (TUNEPROOF_HELDOUT)")
     p.add_argument("--votes", default=_env("TUNEPROOF_VOTES"),
@@ -80,7 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch CPU threads (TUNEPROOF_THREADS; default torch's choice)")
     p.add_argument("--axes-file", default=_env("TUNEPROOF_AXES_FILE"), metavar="YAML",
                    help="your own axes (axes.yaml) for the probe (TUNEPROOF_AXES_FILE)")
-    args = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Options from the command line, defaults from the environment."""
+    args = build_parser().parse_args(argv)
     if args.axes_file:
         from finetune.data.axes import use_axes_file
 
@@ -148,7 +154,10 @@ def prepare(args: argparse.Namespace, demo_options: dict[str, Any] | None = None
     if heldout is None and (demo_dir / "data" / "heldout.jsonl").is_file():
         heldout = demo_dir / "data" / "heldout.jsonl"
     if not results:
-        results = [d for d in (runs.resolve().parent / "out", demo_dir) if d.is_dir()]
+        # eval/: where `evalsuite run` writes by default, so a user's evaluation shows up
+        # under Reports without --results.
+        results = [d for d in (runs.resolve().parent / "eval", runs.resolve().parent / "out",
+                               demo_dir) if d.is_dir()]
     return {"runs": runs, "results": results, "heldout": heldout, "build": pending}
 
 

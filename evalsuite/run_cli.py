@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``evalsuite run``."""
     p.add_argument("task", help="task YAML (data, scorers, generation, fairness, gates)")
     p.add_argument("--base", default="tiny",
-                   help="base model: tiny, a local model folder or a hub id (default: tiny)")
+                   help="base model: tiny, smollm2, a .gguf file, a local model folder or a "
+                        "hub id (default: tiny)")
     p.add_argument("--adapter", action="append", default=[], metavar="NAME=DIR",
                    help="an adapter to score: NAME=run directory or adapter folder, or NAME "
                         "for RUNS/NAME; repeatable")
