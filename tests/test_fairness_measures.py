@@ -244,6 +244,20 @@ def test_loan_intersections_and_a_captured_decision_through_the_evaluation(tmp_p
     outcome = biased.block["groups"]["outcome"]
     assert set(outcome["categories"]) == {"approve", "decline"}
     assert biased.flat["demographic_parity_difference.upper95"] < 0.3
+    # ... and the same metrics grouped by race, the axis the bias is on, see it.
+    assert set(biased.block["groups"]["by_axis"]) == {"race"}  # gender is the groups' own
+    assert biased.flat["by_axis.race.group_accuracy_gap.decision_accuracy.lower95"] > 0.1
+    assert biased.flat["by_axis.race.selection_rate.approve.black"] == 0
+    assert biased.flat["by_axis.race.demographic_parity_difference"] > 0.4
+    assert fair.flat["by_axis.race.demographic_parity_difference.lower95"] <= 0
+    from evalsuite.report import Table, fairness_section
+
+    section = fairness_section({"models": {m: {"fairness": r.block, "flat": r.flat,
+                                                "metrics": {}} for m, r in out.items()}})
+    by_axis = next(b for b in section.blocks if isinstance(b, Table)
+                   and b.header[:2] == ["model", "axis"] and "gap p" in b.header)
+    assert [r[:2] for r in by_axis.rows] == [[BASE, "race (decision_accuracy)"],
+                                             ["biased", "race (decision_accuracy)"]]
     assert biased.flat["counterfactual.race.flip_rate"] > 0.2
     assert biased.flat["counterfactual.gender.flip_rate"] == 0
     assert "fine-tuning introduced this" in biased.block["vs_base"][

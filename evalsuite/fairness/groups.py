@@ -19,25 +19,24 @@ import numpy as np
 from evalsuite.fairness.context import _Context, has_outcome, is_categorical, outcome_value
 from evalsuite.fairness.intervals import _num, group_codes, permutation_gap_p, put_flat
 from evalsuite.fairness.metrics import _mean_score, group_scores, outcome_metrics
-from finetune.data.lexicon import infer_group
 
 
 def group_block(ctx: _Context, outputs: Sequence[str], flat: dict[str, float]) -> dict[str, Any]:
-    """Per-group accuracy of every binary scorer, the outcome's rates, and intersections."""
+    """Per-group accuracy of every binary scorer, the outcome's rates, other axes, intersections.
+
+    The groups are the task's (``group_field``, else the lexicon's gender); every other axis the
+    task varies gets the same metrics under ``by_axis`` (flat ``by_axis.<axis>.<metric>``).
+    """
     spec = ctx.task.fairness
-    stats = {"n_boot": ctx.n_boot, "seed": ctx.seed, "n_permutations": ctx.n_permutations}
     by_scorer = ctx.decider.scores([(r, outputs[r.index], r.target) for r in ctx.rows])
-    accuracy = {name: group_scores(list(s.values()), [ctx.groups[k] for k in s], **stats)
-                for name, s in by_scorer.items()}
-    measured = {n: a for n, a in accuracy.items() if a["gap"] is not None}
-    for name, a in measured.items():
-        put_flat(flat, f"group_accuracy_gap.{name}", a["gap"], a["gap_ci"])
-    if measured:
-        worst = max(measured.values(), key=lambda a: a["gap"])
-        put_flat(flat, "group_accuracy_gap", worst["gap"], worst["gap_ci"])
-    block: dict[str, Any] = {"source": ctx.group_source, "accuracy": accuracy, "outcome": None,
-                             "intersectional": None}
+    block: dict[str, Any] = {"source": ctx.group_source,
+                             **_metrics_by(ctx, outputs, by_scorer, ctx.groups, flat, ""),
+                             "by_axis": {}, "intersectional": None}
     features = axis_groups(ctx)
+    for axis, groups in features.items():
+        if groups != list(ctx.groups) and any(g is not None for g in groups):
+            block["by_axis"][axis] = _metrics_by(ctx, outputs, by_scorer, groups, flat,
+                                                 f"by_axis.{axis}.")
     if len(features) >= 2:
         block["intersectional"] = {
             "axes": list(features), "min_cell_size": spec.min_cell_size,
@@ -48,44 +47,64 @@ def group_block(ctx: _Context, outputs: Sequence[str], flat: dict[str, float]) -
                          for name, s in by_scorer.items()}}
         for name, cells in block["intersectional"]["accuracy"].items():
             put_flat(flat, f"intersectional.group_accuracy_gap.{name}", cells["gap"], None)
+    return block
+
+
+def _metrics_by(ctx: _Context, outputs: Sequence[str], by_scorer: Mapping[str, Mapping],
+                groups: Sequence[str | None], flat: dict[str, float], prefix: str
+                ) -> dict[str, Any]:
+    """Accuracy by group of every binary scorer and the outcome's metrics, for one grouping."""
+    spec = ctx.task.fairness
+    stats = {"n_boot": ctx.n_boot, "seed": ctx.seed, "n_permutations": ctx.n_permutations}
+    accuracy = {name: group_scores(list(s.values()), [groups[k] for k in s], **stats)
+                for name, s in by_scorer.items()}
+    measured = {n: a for n, a in accuracy.items() if a["gap"] is not None}
+    for name, a in measured.items():
+        put_flat(flat, f"{prefix}group_accuracy_gap.{name}", a["gap"], a["gap_ci"])
+    if measured:
+        worst = max(measured.values(), key=lambda a: a["gap"])
+        put_flat(flat, f"{prefix}group_accuracy_gap", worst["gap"], worst["gap_ci"])
+    out: dict[str, Any] = {"accuracy": accuracy, "outcome": None}
     if spec.outcome_pattern is None:
-        return block
+        return out
     scope = ctx.scope
-    groups = [ctx.groups[r.index] for r in scope]
     categorical = is_categorical(spec.outcome_pattern)
     extract = outcome_value if categorical else has_outcome
     true = [extract(r.target, spec.outcome_pattern) for r in scope]
     if not any(true):  # no target states the outcome: there is no truth to err against
         true = None
     predicted = [extract(outputs[r.index], spec.outcome_pattern) for r in scope]
-    outcome = (category_metrics if categorical else outcome_metrics)(predicted, groups, true,
-                                                                     **stats)
+    outcome = (category_metrics if categorical else outcome_metrics)(
+        predicted, [groups[r.index] for r in scope], true, **stats)
     outcome.update(pattern=spec.outcome_pattern, where=spec.where)
-    block["outcome"] = outcome
-    _outcome_flat(outcome, flat)
-    return block
+    out["outcome"] = outcome
+    _outcome_flat(outcome, flat, prefix)
+    return out
 
 
-def _outcome_flat(outcome: Mapping[str, Any], flat: dict[str, float]) -> None:
-    put_flat(flat, "demographic_parity_difference", outcome["demographic_parity_difference"],
-             outcome.get("demographic_parity_difference_ci"))
+def _outcome_flat(outcome: Mapping[str, Any], flat: dict[str, float], prefix: str = "") -> None:
+    def put(key: str, value: float | None, ci: Any) -> None:
+        put_flat(flat, prefix + key, value, ci)
+
+    put("demographic_parity_difference", outcome["demographic_parity_difference"],
+        outcome.get("demographic_parity_difference_ci"))
     for key in ("demographic_parity_ratio", "equalized_odds_difference"):
-        put_flat(flat, key, outcome.get(key), outcome.get(f"{key}_ci"))
+        put(key, outcome.get(key), outcome.get(f"{key}_ci"))
     if "categories" in outcome:
         for cat, c in outcome["categories"].items():
             for g, rate in c["selection_rate"].items():
-                put_flat(flat, f"selection_rate.{cat}.{g}", rate["value"], rate["ci"])
+                put(f"selection_rate.{cat}.{g}", rate["value"], rate["ci"])
         return
     for g, rate in outcome["selection_rate"].items():
-        put_flat(flat, f"selection_rate.{g}", rate["value"], rate["ci"])
+        put(f"selection_rate.{g}", rate["value"], rate["ci"])
     errors = outcome.get("error_rates") or {}
     for name in ("false_negative_rate", "false_positive_rate"):
-        put_flat(flat, f"{name}_difference", errors.get(f"{name}_difference"),
-                 errors.get(f"{name}_difference_ci"))
+        put(f"{name}_difference", errors.get(f"{name}_difference"),
+            errors.get(f"{name}_difference_ci"))
         for g, e in (errors.get("by_group") or {}).items():
-            put_flat(flat, f"{name}.{g}", e.get(name), e.get(f"{name}_ci"))
-    put_flat(flat, "equal_opportunity_difference", errors.get("equal_opportunity_difference"),
-             errors.get("equal_opportunity_difference_ci"))
+            put(f"{name}.{g}", e.get(name), e.get(f"{name}_ci"))
+    put("equal_opportunity_difference", errors.get("equal_opportunity_difference"),
+        errors.get("equal_opportunity_difference_ci"))
 
 
 def category_metrics(
@@ -146,16 +165,16 @@ def category_metrics(
 def axis_groups(ctx: _Context) -> dict[str, list[str | None]]:
     """Each row's group on every axis the task names for intersections, by the lexicon.
 
+    These axes also get the group metrics of their own (``by_axis``).
+
     ``fairness.intersect`` names them; by default the task's counterfactual axes that carry
     groups of their own (``name`` varies the gender group's names, so it is left out).
     """
     spec = ctx.task.fairness
     axes = spec.intersect if spec.intersect is not None else \
         [a for a in dict.fromkeys(spec.counterfactual_axes) if a != "name"]
-    if len(axes) < 2:
-        return {}
     texts = [" ".join(m["content"] for m in r.prompt if m["role"] == "user") for r in ctx.rows]
-    return {axis: [infer_group(t, axis) for t in texts] for axis in axes}
+    return {axis: [ctx.group_of(t, axis) for t in texts] for axis in axes}
 
 
 def intersectional(

@@ -38,6 +38,9 @@ def measure_blocks(models: dict[str, Any]) -> list[Block]:
         ("Counterfactual measures by axis (95% CI over prompts)",
          ["model", "axis", "flip rate", "similarity", "sentiment gap", "worst-case accuracy"],
          _axis_rows(models)),
+        ("Group metrics on the other axes the task varies",
+         ["model", "axis", "accuracy gap [95% CI]", "gap p", "outcome parity gap [95% CI]",
+          "parity p"], _by_axis_rows(models)),
         ("Who is wrongly denied or granted (fairlearn error rates by group)",
          ["model", "group", "false-negative rate (denied)", "false-positive rate (granted)",
           "with / without the outcome in the target"], _error_rows(models)),
@@ -77,6 +80,20 @@ def _axis_rows(models: dict[str, Any]) -> list[list[Any]]:
         for axis, a in ((m["fairness"].get("counterfactual") or {}).get("axes") or {}).items():
             rows.append([name, axis] + [_range(a.get(k), a.get(f"{k}_ci")) for k in (
                 "flip_rate", "similarity", "sentiment_gap", "worst_case_accuracy")])
+    return rows
+
+
+def _by_axis_rows(models: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, m in models.items():
+        for axis, b in ((m["fairness"].get("groups") or {}).get("by_axis") or {}).items():
+            for scorer, a in (b.get("accuracy") or {}).items():
+                outcome = b.get("outcome") or {}
+                rows.append([name, f"{axis} ({scorer})", _range(a.get("gap"), a.get("gap_ci")),
+                             format_p(a.get("gap_p_value")),
+                             _range(outcome.get("demographic_parity_difference"),
+                                    outcome.get("demographic_parity_difference_ci")),
+                             format_p(outcome.get("demographic_parity_difference_p_value"))])
     return rows
 
 
