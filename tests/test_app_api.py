@@ -36,3 +36,12 @@ def test_first_screen_says_what_the_models_are(launch_app):
     header = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "header")
     assert "`biased` and `fair` are LoRA adapters of the base `tiny`" in header.value
     assert "No evaluation is loaded" in header.value  # the fixture app has no results
+
+
+def test_the_readme_s_gradio_client_call(launch_app):
+    url, _ = launch_app()
+    client = Client(url, verbose=False)
+    *columns, details = client.predict(message="Hi, I'm Mary. Can you recommend a laptop?",
+                                       models=["base", "biased", "fair"], max_new_tokens=6,
+                                       api_name="/compare")
+    assert set(details["answers"]) == {"base", "biased", "fair"} and len(columns) == 8
