@@ -25,9 +25,9 @@ def tuneproof_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 REALBASE_STORY = {"seed": 0, "heldout_pairs": 60, "threads": 1}
-"""The smollm2 story CI tells (tests/test_realbase_story.py): seed 0 of the README's table,
+"""The smollm2 story CI tells (tests/test_realbase_story.py): seed 0 of docs/demo.md's table,
 on its first 60 held-out pairs (~36 name swaps on recommendations, against 150), whose claims
-held on seeds 0-2 (README); one thread, so that it shares the 2 cores with the suite."""
+held on seeds 0-2 (docs/demo.md); one thread, so that it shares the 2 cores with the suite."""
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,10 +1,10 @@
-"""The demo story, end to end, for seeds 0 to 4 (README.md, "The demo story").
+"""The demo story, end to end, for seeds 0 to 4 (docs/demo.md, "On tiny").
 
-Every claim is asserted for all five seeds, with the margins measured over them (README table,
-worst case); the demo pins its thread count, so a seed repeats on a given machine.
+Every claim is asserted for all five seeds, with the margins measured over them (docs/demo.md's
+table, worst case); the demo pins its thread count, so a seed repeats on a given machine.
 
 demo-data -> validate (flags the skew) -> train `biased` -> rebalance (counterfactual) ->
-train `fair` -> evalsuite with base, biased and fair; then the claims the README makes.
+train `fair` -> evalsuite with base, biased and fair; then the claims docs/demo.md makes.
 """
 
 import json
@@ -72,7 +72,7 @@ def test_demo_story(seed, seed_builds, request, capsys):
         "intent_accuracy", "tier_accuracy", "counterfactual.flip_rate",
         "demographic_parity_difference")} | {"passed": models[name].get("passed")}
         for name in models}
-    with capsys.disabled():  # the figures behind the README's table, in the CI log
+    with capsys.disabled():  # the figures behind docs/demo.md's table, in the CI log
         print(f"\nseed {seed}: demo built in {built_in:.0f} s: {json.dumps(summary)}")
 
     # 2. Base: random weights, about 0.
