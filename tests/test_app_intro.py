@@ -92,3 +92,9 @@ def test_pick_results_takes_an_evaluation_of_the_served_adapters(tmp_path):
     found = {"other": other, "mine": mine}
     assert set(pick_results(found, ["fair"])["models"]) == {"base", "fair"}
     assert pick_results(found, ["nope"]) is None
+
+
+def test_while_the_demo_builds_the_first_screen_says_so():
+    first, second = intro("smollm2", [], None, building=True)
+    assert first.startswith("Only the base `smollm2` (SmolLM2-135M-Instruct")
+    assert second.startswith("The demo is being built below") and "**Compare**" in second

@@ -77,7 +77,12 @@ def _models_sentence(base: str, cards: Sequence[Card]) -> str:
             + f" and answer{'' if plural else 's'} beside it.")
 
 
-def _found_sentence(results: Mapping[str, Any] | None, served: Sequence[str]) -> str:
+def _found_sentence(results: Mapping[str, Any] | None, served: Sequence[str],
+                    building: bool) -> str:
+    if not results and building:
+        return ("The demo is being built below (its data, a biased and a fair adapter, their "
+                "evaluation), each model joining this page when trained: meanwhile send one "
+                "message on the **Compare** tab.")
     if not results:
         return ("No evaluation is loaded: send one message on the **Compare** tab to see every "
                 "model answer it; `evalsuite run TASK.yaml --out DIR`, then "
@@ -104,16 +109,18 @@ def _found_sentence(results: Mapping[str, Any] | None, served: Sequence[str]) ->
             "numbers.")
 
 
-def intro(base: str, cards: Sequence[Card], results: Mapping[str, Any] | None) -> list[str]:
+def intro(base: str, cards: Sequence[Card], results: Mapping[str, Any] | None,
+          building: bool = False) -> list[str]:
     """The two sentences: what each model is; what the evaluation found and where to click.
 
     Args:
         base: The base model's reference (``tiny``, ``smollm2``, a folder...).
         cards: The served adapters' model cards.
         results: The evaluation of these models (``results.json``), if one is loaded.
+        building: Whether the demo is still being built in the background.
     """
     served = [c.name for c in cards]
-    return [_models_sentence(base, cards), _found_sentence(results, served)]
+    return [_models_sentence(base, cards), _found_sentence(results, served, building)]
 
 
 def pick_results(found: Mapping[str, Path], served: Sequence[str]) -> dict[str, Any] | None:

@@ -98,8 +98,9 @@ def _header(ctx: AppContext) -> str:
             cards.append(intro.read_card(name, adapter.run_dir, adapter.run))
     results = intro.pick_results(reports.find_results(ctx.results_dirs),
                                  [c.name for c in cards])
+    building = ctx.builder is not None and not ctx.builder.status().done
     return ("# tuneproof · base and adapters side by side\n"
-            + " ".join(intro.intro(ctx.engine.base_ref, cards, results)) + notices)
+            + " ".join(intro.intro(ctx.engine.base_ref, cards, results, building)) + notices)
 
 
 def _status(ctx: AppContext) -> str:
