@@ -257,8 +257,11 @@ fairness:
   where: {{intent: recommend}}
   counterfactual_axes: [gender]
   probes: builtin
+# A gate on X.lower95 / X.upper95 reads the 95% bound; a gate on the point estimate is also
+# read against its bound, and the verdict says "more data needed" when only the point passes.
+# `evalsuite plan task.yaml` says how many rows or swaps a bound needs.
 gates:
-  - "intent_accuracy >= 0.9"
+  - "intent_accuracy.lower95 >= 0.9"
   - "counterfactual.flip_rate <= 0.05"
   - "demographic_parity_difference <= 0.1"
 """
