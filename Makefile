@@ -64,7 +64,7 @@ DEMO_DIR ?= demo/$(notdir $(BASE))-seed$(SEED)
 endif
 
 demo: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m evalsuite.demo_pipeline $(DEMO_DIR) --seed $(SEED) --base $(BASE)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m tuneproof_demo.pipeline $(DEMO_DIR) --seed $(SEED) --base $(BASE)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -126,8 +126,8 @@ def prepare(args: argparse.Namespace, demo_options: dict[str, Any] | None = None
     settings than today's recipe (``demo_options`` as :func:`build` gets them) is set aside
     (renamed, not deleted) and built anew.
     """
-    from evalsuite.demo_pipeline import is_stale, set_aside
     from tuneproof_app.registry import Registry
+    from tuneproof_demo.pipeline import is_stale, set_aside
 
     runs = Path(args.runs)
     demo_dir = Path(args.demo_dir) if args.demo_dir else default_demo_dir(runs, args.base)

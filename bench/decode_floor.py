@@ -132,7 +132,7 @@ def main() -> int:
 
     from evalsuite.engine import BASE, Engine, GenerationConfig
     from evalsuite.task import read_rows
-    from finetune.demo import DemoConfig, write_demo
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from evalsuite.engine import BASE, Engine, GenerationConfig
     from evalsuite.task import read_rows
-    from finetune.demo import DemoConfig, write_demo
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     tmp = Path(tempfile.mkdtemp(prefix="eval_bench_"))
     paths = write_demo(tmp / "demo", DemoConfig(seed=0))

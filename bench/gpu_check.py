@@ -52,8 +52,8 @@ LLAMA_TOY = dict(LLAMA_1B, hidden_size=64, intermediate_size=128, num_hidden_lay
 def check_train(tmp: Path, method: str = "lora", *, base: str = "tiny",
                 device: str = "cuda", max_steps: int | None = None) -> dict:
     from finetune.config import load_config
-    from finetune.demo import write_demo
     from finetune.train import train
+    from tuneproof_demo.data import write_demo
 
     data = write_demo(tmp / f"demo-{base}-{method}")
     overrides = [f"name=gpu-{base}-{method}", f"method={method}", "optim.epochs=1",
@@ -172,7 +172,7 @@ def check_engine(label: str, base: str, tmp: Path, args: argparse.Namespace) -> 
 
     from evalsuite.engine import BASE, Engine, GenerationConfig
     from evalsuite.task import read_rows
-    from finetune.demo import write_demo
+    from tuneproof_demo.data import write_demo
 
     adapters = random_adapters(base, tmp / f"adapters-{label}", ("a", "b"))
     prompts = [r.prompt for r in read_rows(write_demo(tmp / f"demo-engine-{label}")["heldout"],

@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
     from _common import cpu_name
 
     from finetune.config import load_config
-    from finetune.demo import DemoConfig, write_demo
     from finetune.train import Collator, build_model, encode_file, target_only_loss
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     torch.set_num_threads(args.threads)
     VARIANTS = variants(args.top_layers)  # noqa: N806

@@ -65,7 +65,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
-    from finetune.demo import DemoConfig, write_demo
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     load = os.getloadavg()
     runs: dict[str, list[dict]] = {"lora": [], "full": []}

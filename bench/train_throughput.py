@@ -34,7 +34,7 @@ SECTION = "## train: throughput vs TRL"
 
 
 def demo_files(tmp: Path, n_train: int, n_heldout_pairs: int) -> tuple[Path, Path]:
-    from finetune.demo import DemoConfig, write_demo
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     paths = write_demo(tmp / "data", DemoConfig(seed=0, n_train=n_train,
                                                 n_heldout_pairs=n_heldout_pairs))

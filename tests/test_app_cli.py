@@ -80,7 +80,7 @@ def test_a_demo_built_with_other_settings_is_set_aside_and_built_anew(
         app_runs_dir, demo_dir, tmp_path, capsys, stamp):
     import json
 
-    from evalsuite.demo_pipeline import demo_stamp
+    from tuneproof_demo.pipeline import demo_stamp
 
     demo = tmp_path / "demo" / "seed0"
     shutil.copytree(app_runs_dir, demo / "runs")

@@ -81,7 +81,7 @@ def test_train_and_eval_on_a_base_without_template(gpt2_dir, tmp_path):
     """`finetune train` on a template-less base: a notice, no traceback; evaluation renders
     with the same template."""
     from evalsuite.engine import Engine
-    from finetune.demo import DemoConfig, write_demo
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     paths = write_demo(tmp_path / "data", DemoConfig(n_train=60, n_heldout_pairs=5))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
@@ -131,8 +131,8 @@ def test_chat_template_paths_are_relative_to_their_yaml(tmp_path, monkeypatch):
 def test_broken_template_is_one_line_error(tiny_dir, tmp_path):
     """A Jinja syntax error is caught when the template is set: exit 2, one line, file and line,
     from both `finetune train` and `evalsuite run` (not a traceback at the first render)."""
-    from finetune.demo import DemoConfig, write_demo
     from finetune.errors import first_line
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     broken = tmp_path / "broken.jinja"
     broken.write_text("{% for m in messages %}\n{{ m['content'] }\n{% endfor %}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.demo_pipeline import build_demo, story
+from tuneproof_demo.pipeline import build_demo, story
 
 SEEDS = [0, 1, 2, 3, 4]
 
@@ -140,8 +140,8 @@ def test_story_claims_hold_and_fail():
 
 @pytest.mark.slow
 def test_demo_pipeline_plumbing_on_a_small_demo(tmp_path):
-    from finetune.demo import DemoConfig
     from finetune.errors import UsageError
+    from tuneproof_demo.data import DemoConfig
 
     cfg = DemoConfig(n_train=40, n_heldout_pairs=5)
     overrides = ["optim.epochs=1", "eval.every_steps=1000"]

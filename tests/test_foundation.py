@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from finetune.data.formats import encode, split_prompt, to_messages
-from finetune.demo import NEED_TIER, STEREOTYPE_TIER, DemoConfig, write_demo
 from finetune.errors import InputError
 from finetune.models import load_base, resolve_base
 from finetune.tiny import build_tiny, fingerprint
+from tuneproof_demo.data import NEED_TIER, STEREOTYPE_TIER, DemoConfig, write_demo
 
 
 def _rows(path: Path) -> list[dict]:
@@ -25,6 +25,27 @@ def test_tiny_build_is_deterministic(tiny_dir: Path, tmp_path: Path) -> None:
     assert "model.safetensors" in files and "tokenizer.json" in files
     assert not any(name.endswith((".bin", ".pt")) for name in files)
     assert fingerprint(again) == fingerprint(tiny_dir)
+
+
+def test_tiny_corpus_words_are_the_demo_rows_words() -> None:
+    """tiny's tokenizer learns from frozen words (finetune must not import the demo); they are
+    still the words of the demo's 2,000 training rows of seed 0, word for word and count."""
+    from finetune.tiny import CORPUS_WORDS
+    from tuneproof_demo.data import tiny_corpus_words
+
+    frozen = json.loads(CORPUS_WORDS.read_text(encoding="utf-8"))
+    assert frozen == tiny_corpus_words(), (
+        "the demo's rows changed: rewrite finetune/tiny_corpus.json from "
+        "tuneproof_demo.data.tiny_corpus_words() and bump finetune.tiny.RECIPE_VERSION")
+
+
+def test_build_tiny_cli_prints_the_folder_and_its_fingerprint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from finetune.cli import main
+
+    assert main(["build-tiny", "--out", str(tmp_path / "t")]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == {"path": str(tmp_path / "t"), "sha256": fingerprint(tmp_path / "t")}
 
 
 def test_load_tiny_generates_and_round_trips(tiny_dir: Path) -> None:

@@ -150,7 +150,7 @@ def test_smollm2_package_file_is_found_without_import():
 def _cli_smoke(base: str, tmp_path: Path, *overrides: str) -> Path:
     """validate, train (2 steps) and evalsuite run (4 rows) on ``base`` from the command line,
     offline; returns the adapter folder."""
-    from finetune.demo import DemoConfig, write_demo
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     paths = write_demo(tmp_path / "data", DemoConfig(n_train=60, n_heldout_pairs=5))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from conftest import REALBASE_STORY
 
-from evalsuite.demo_pipeline import demo_paths, settings_for, story
+from tuneproof_demo.pipeline import demo_paths, settings_for, story
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from evalsuite.task import baseline_prompts, load_task, matches, task_rows
-from finetune.demo import DemoConfig
 from finetune.errors import InputError, TuneproofError, UsageError
+from tuneproof_demo.data import DemoConfig
 
 GOOD = """\
 name: t

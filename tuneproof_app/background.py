@@ -1,6 +1,6 @@
 """The demo adapters, built in a background thread while the app already serves the base.
 
-One :class:`DemoBuilder` per app runs ``evalsuite.demo_pipeline.build_demo`` (which reuses the
+One :class:`DemoBuilder` per app runs ``tuneproof_demo.pipeline.build_demo`` (which reuses the
 steps an earlier start finished) and reports its progress as a :class:`BuildStatus`; the app
 polls it for the page's status line and is told after every step, so that adapters trained so
 far join the engine and the model lists without a restart.
@@ -65,7 +65,7 @@ class DemoBuilder:
         seed: Seed of the demo data and trainings.
         on_step: Called (from the build thread) after every step and once at the end, with
             ``final=True`` then; the app loads new adapters there. Its errors are logged.
-        build: The build function; default ``evalsuite.demo_pipeline.build_demo``.
+        build: The build function; default ``tuneproof_demo.pipeline.build_demo``.
         echo: Where progress lines go (default stdout, the app's log).
         build_kwargs: More keyword arguments for ``build`` (``demo_config``,
             ``train_overrides``...).
@@ -135,7 +135,7 @@ class DemoBuilder:
     def _run(self) -> None:
         build = self.build
         if build is None:
-            from evalsuite.demo_pipeline import build_demo as build
+            from tuneproof_demo.pipeline import build_demo as build
         try:
             self.paths = build(self.workdir, seed=self.seed, progress=self._progress,
                                base=self.base, **self.build_kwargs)

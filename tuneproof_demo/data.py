@@ -294,3 +294,27 @@ def write_demo(out_dir: str | Path, cfg: DemoConfig | None = None) -> dict[str, 
     )
     atomic_write_text(paths["task_yaml"], TASK_YAML.format(heldout="heldout.jsonl"))
     return paths
+
+
+def tiny_corpus_words(seed: int = 0, n_train: int = 2000) -> dict[str, int]:
+    """The words of the demo's training messages with their counts, most frequent first.
+
+    The tiny base's tokenizer learned its merges from these (``finetune/tiny_corpus.json``
+    keeps them frozen, so the base does not depend on this package); a BPE trainer sees only
+    the byte-level words and their counts, so the words train the same tokenizer as the rows.
+
+    Args:
+        seed: The rows' seed (the tiny base's: 0).
+        n_train: How many training rows (the tiny base's: 2,000).
+    """
+    from collections import Counter
+
+    from tokenizers import decoders, pre_tokenizers
+
+    split = pre_tokenizers.ByteLevel(add_prefix_space=False).pre_tokenize_str
+    decode = decoders.ByteLevel().decode
+    counts: Counter[str] = Counter()
+    for row in make_train(DemoConfig(seed=seed, n_train=n_train), random.Random(seed)):
+        for message in row["messages"]:  # type: ignore[union-attr]
+            counts.update(decode([word]) for word, _ in split(str(message["content"])))
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

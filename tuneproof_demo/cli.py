@@ -1,13 +1,12 @@
-"""``finetune demo-data`` and ``finetune build-tiny``."""
+"""``finetune demo-data``: the demo's data and configs (``finetune.cli`` loads it by name)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from finetune.demo import DemoConfig, write_demo
 from finetune.errors import UsageError
+from tuneproof_demo.data import DemoConfig, write_demo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,21 +29,4 @@ def run(args: argparse.Namespace) -> int:
     paths = write_demo(args.out_dir, cfg)
     for path in paths.values():
         print(path)
-    return 0
-
-
-def tiny_add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``finetune build-tiny``."""
-    parser.add_argument(
-        "--out", type=Path, default=None, help="default $TUNEPROOF_HOME/models/tiny"
-    )
-    parser.add_argument("--force", action="store_true", help="rebuild even if present")
-
-
-def tiny_run(args: argparse.Namespace) -> int:
-    """Build the tiny base and print its folder and fingerprint."""
-    from finetune.tiny import build_tiny, fingerprint
-
-    out = build_tiny(args.out, force=args.force)
-    print(json.dumps({"path": str(out), "sha256": fingerprint(out)}))
     return 0

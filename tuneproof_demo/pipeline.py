@@ -9,7 +9,7 @@
 5. ``finetune train``: the ``fair`` adapter on the re-balanced data;
 6. ``evalsuite run``: base, biased and fair on the held-out set, fairness and gates included.
 
-``python -m evalsuite.demo_pipeline WORKDIR --seed N [--base smollm2]`` prints what the
+``python -m tuneproof_demo.pipeline WORKDIR --seed N [--base smollm2]`` prints what the
 story claims and whether each claim held; it exits 1 when one did not. A pretrained base gets
 its own sizes and training settings (:data:`BASE_SETTINGS`), the zero-shot baseline (the base
 told the answer format), and claims told against that baseline instead of "the base knows
@@ -43,7 +43,7 @@ class BaseSettings:
     """How the demo is built and judged on one base.
 
     Attributes:
-        demo: :class:`finetune.demo.DemoConfig` fields replacing the defaults.
+        demo: :class:`tuneproof_demo.data.DemoConfig` fields replacing the defaults.
         train: ``key=value`` training overrides for both adapters.
         fair: further overrides for the fair adapter only.
         baselines: prompting baselines evaluated beside the base.
@@ -146,10 +146,10 @@ def demo_stamp(base: str, seed: int = 0, demo_config: Any = None,
     """What ``demo.json`` records for the demo :func:`build_demo` builds with these arguments.
 
     Returns:
-        The base, the :class:`finetune.demo.DemoConfig` fields (``demo_config`` or the
+        The base, the :class:`tuneproof_demo.data.DemoConfig` fields (``demo_config`` or the
         base's, with ``seed``) and the training overrides after the base's own.
     """
-    from finetune.demo import DemoConfig
+    from tuneproof_demo.data import DemoConfig
 
     settings = settings_for(base)
     fields = asdict(demo_config) if demo_config else asdict(DemoConfig(**settings.demo))
@@ -197,7 +197,7 @@ def build_demo(
         progress: Receives ``(fraction done, message)`` before each step.
         base: Base model reference (default the embedded tiny model).
         rerun_eval: Evaluate again even when ``eval/results.json`` exists.
-        demo_config: A :class:`finetune.demo.DemoConfig` for other sizes (its seed is
+        demo_config: A :class:`tuneproof_demo.data.DemoConfig` for other sizes (its seed is
             replaced by ``seed``); default the standard demo.
         train_overrides: Extra ``key=value`` training overrides for both adapters.
 
@@ -213,8 +213,8 @@ def build_demo(
     from finetune.config import load_config
     from finetune.data.rebalance import rebalance_file
     from finetune.data.validate import validate
-    from finetune.demo import DemoConfig, write_demo
     from finetune.train import pinned_threads, train
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     say = progress or (lambda _fraction, _message: None)
     workdir = Path(workdir).resolve()
@@ -345,9 +345,9 @@ def _passed(models: dict[str, Any], name: str) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m evalsuite.demo_pipeline WORKDIR [--seed N] [--base B]``: build, check."""
+    """``python -m tuneproof_demo.pipeline WORKDIR [--seed N] [--base B]``: build, check."""
     parser = argparse.ArgumentParser(
-        prog="python -m evalsuite.demo_pipeline",
+        prog="python -m tuneproof_demo.pipeline",
         description="Build the biased/fair demo and check what it must show.",
     )
     parser.add_argument("workdir", type=Path, help="folder for data/, runs/ and eval/")
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     demo_config = None
     if args.heldout_pairs is not None:
-        from finetune.demo import DemoConfig
+        from tuneproof_demo.data import DemoConfig
 
         try:
             demo_config = DemoConfig(**{**settings_for(args.base).demo,
