@@ -1,8 +1,8 @@
 """What one LoRA training step costs on a base, and what the demo recipe's levers buy.
 
-Each variant builds the model through ``finetune.train.build_model`` (THE loader, PEFT) from
-the demo's train.yaml with overrides, and times forward + backward + AdamW step on the same
-batches of demo rows, with the loss on the answer only (``target_only_loss``, as training
+Each variant builds the model through ``finetune.training.model.build_model`` (THE loader,
+PEFT) from the demo's train.yaml with overrides, and times forward + backward + AdamW step on
+the same batches of demo rows, with the loss on the answer only (``target_only_loss``, as training
 does). All variants run in this one process, alternately for ``--rounds`` rounds, so the
 ratios are side by side; tokens are non-padding tokens. Wall and CPU seconds are both
 reported (CPU is the fairer one on a machine shared with other jobs).
@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
     from _common import cpu_name
 
     from finetune.config import load_config
-    from finetune.train import Collator, build_model, encode_file, target_only_loss
+    from finetune.training.batching import Collator
+    from finetune.training.data import encode_file
+    from finetune.training.model import build_model
+    from finetune.training.trainer import target_only_loss
     from tuneproof_demo.data import DemoConfig, write_demo
 
     torch.set_num_threads(args.threads)

@@ -348,7 +348,7 @@ class Engine:
         The model must take ``logits_to_keep``, and no adapter may wrap the LM head: a mixed
         batch maps its LoRA rows by batch row, which a flattened selection no longer has.
         """
-        from finetune.train import accepts_logits_to_keep
+        from finetune.models import accepts_logits_to_keep
 
         if not accepts_logits_to_keep(self.model):
             return False

@@ -164,7 +164,7 @@ def test_validate_does_not_warn_about_a_rows_own_copies(tmp_path: Path) -> None:
 
 def test_validation_split_keeps_a_row_with_its_copies(demo_dir: Path, tmp_path: Path) -> None:
     """A twin on the other side of the split would let validation reward memorising a row."""
-    from finetune.train import split_heldout, split_key
+    from finetune.training.data import split_heldout, split_key
 
     out = rebalance_file(demo_dir / "train.jsonl", tmp_path / "cf.jsonl", "counterfactual")
     rows = [{"line": r.line, **r.data} for r in iter_rows(out)]
@@ -182,7 +182,7 @@ def test_validation_split_keeps_a_row_with_its_copies(demo_dir: Path, tmp_path: 
 
 
 def test_validation_split_without_ids_is_the_plain_seeded_split() -> None:
-    from finetune.train import split_heldout, split_key
+    from finetune.training.data import split_heldout, split_key
 
     rows = [{"x": i} for i in range(50)]
     keys = [split_key(r, i + 1) for i, r in enumerate(rows)]

@@ -108,7 +108,7 @@ def test_adapter_loads_with_plain_peft(smoke_run: Path) -> None:
 
 def test_labels_masked_on_prompt(demo_dir: Path, tmp_path: Path) -> None:
     from finetune.models import load_tokenizer
-    from finetune.train import encode_file
+    from finetune.training.data import encode_file
 
     cfg = load_config(small_config(tmp_path, demo_dir, n_train=8))
     tok = load_tokenizer("tiny")
@@ -124,7 +124,7 @@ def test_labels_masked_on_prompt(demo_dir: Path, tmp_path: Path) -> None:
 
 def test_rows_without_target_are_dropped_and_reported(demo_dir: Path, tmp_path: Path) -> None:
     from finetune.models import load_tokenizer
-    from finetune.train import encode_file
+    from finetune.training.data import encode_file
 
     cfg = load_config(small_config(tmp_path, demo_dir, n_train=8), ["max_seq_len=20"])
     enc = encode_file(cfg.train_data, load_tokenizer("tiny"), cfg)
@@ -134,7 +134,8 @@ def test_rows_without_target_are_dropped_and_reported(demo_dir: Path, tmp_path: 
 
 def test_collators(demo_dir: Path, tmp_path: Path) -> None:
     from finetune.models import load_tokenizer
-    from finetune.train import Collator, LengthGroupedSampler, encode_file
+    from finetune.training.batching import Collator, LengthGroupedSampler
+    from finetune.training.data import encode_file
 
     tok = load_tokenizer("tiny")
     cfg = load_config(small_config(tmp_path, demo_dir, n_train=8))
@@ -189,7 +190,10 @@ def test_target_only_loss_equals_full_loss(demo_dir: Path, tmp_path: Path,
                                            padding_free: bool) -> None:
     import torch
 
-    from finetune.train import Collator, build_model, encode_file, target_only_loss
+    from finetune.training.batching import Collator
+    from finetune.training.data import encode_file
+    from finetune.training.model import build_model
+    from finetune.training.trainer import target_only_loss
 
     cfg = load_config(small_config(tmp_path, demo_dir, n_train=6), ["device=cpu"])
     model, tok = build_model(cfg, "cpu")
@@ -258,7 +262,7 @@ def test_lora_top_layers_adapts_only_the_last_layers(tmp_path: Path, demo_dir: P
                                                     want_layers: set[int]) -> None:
     import re
 
-    from finetune.train import build_model
+    from finetune.training.model import build_model
 
     overrides = [f"lora.target_modules={targets}"]
     if top is not None:
@@ -278,7 +282,7 @@ def test_lora_top_layers_adapts_only_the_last_layers(tmp_path: Path, demo_dir: P
 
 def test_lora_top_layers_beyond_the_base_is_a_one_line_error(tmp_path: Path,
                                                               demo_dir: Path) -> None:
-    from finetune.train import build_model
+    from finetune.training.model import build_model
 
     cfg = load_config(small_config(tmp_path, demo_dir), ["lora.top_layers=5"])
     with pytest.raises(UsageError, match=r"^lora.top_layers: 5 is more than the 4 layers of tiny$"):

@@ -213,7 +213,8 @@ def build_demo(
     from finetune.config import load_config
     from finetune.data.rebalance import rebalance_file
     from finetune.data.validate import validate
-    from finetune.train import pinned_threads, train
+    from finetune.train import train
+    from finetune.training.launch import pinned_threads
     from tuneproof_demo.data import DemoConfig, write_demo
 
     say = progress or (lambda _fraction, _message: None)
