@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.cpu_linear import apply_layout, choose_layout
+from evalsuite.lora_batched import BASE
 from finetune.errors import InputError, UsageError, first_line
 from finetune.models import load_base
 from finetune.rundir import ADAPTER, RUN_NAME_RULE, is_run_name
-
-BASE = "__base__"
 
 
 @dataclass

@@ -31,7 +31,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evalsuite.engine import BASE
+BASE = "__base__"
+"""The model name of the base itself (no adapter): never a run name, which starts with a
+letter or digit. ``evalsuite.engine`` serves it under this name; its rows get no LoRA term."""
 
 # Tokens in one call (rows x sequence) from which the LoRA terms are computed per adapter on
 # its own rows. Measured on SmolLM2-135M, a 48-row prefill of 50 tokens: LoRA terms 2.1 s of

@@ -11,17 +11,11 @@ from typing import Any
 
 import gradio as gr
 
+from tuneproof_app.heldout_data import load_examples
+
 QUEUE_SIZE = 64
 CONCURRENCY = 4
 """Default concurrency of cheap events (votes, reports); model events run one at a time."""
-
-
-def load_examples(path: str | Path | None, limit: int = 500) -> list[list[dict[str, str]]]:
-    """Prompt conversations (no final assistant turn) from a held-out data file."""
-    from tuneproof_app.examples import load_heldout
-
-    # Fresh dicts: the held-out rows are cached and the caller may edit its examples.
-    return [[dict(m) for m in item.prompt] for item in load_heldout(path, limit)]
 
 
 def create_app(

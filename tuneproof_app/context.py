@@ -100,7 +100,7 @@ class AppContext:
         Returns:
             The names loaded now.
         """
-        from tuneproof_app import load_examples
+        from tuneproof_app.heldout_data import load_examples
 
         with self._join_lock:
             added = []

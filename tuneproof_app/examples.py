@@ -8,64 +8,19 @@ counterfactual pair the evaluation saw an adapter flip on.
 
 from __future__ import annotations
 
-import functools
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from evalsuite.labels import extract
-from finetune.data.formats import RowError, iter_rows, split_prompt, to_messages
 from finetune.errors import UsageError
 from tuneproof_app.context import AppContext
+from tuneproof_app.heldout_data import HeldOut, load_heldout
 from tuneproof_app.reports import find_results
 
 PER_GROUP = 4
 SAME_REQUEST = "Same request, other name"
 META_KEYS = ("intent", "need")
 """Row fields that name what a prompt shows, in order (the demo's; others fall back)."""
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """A held-out prompt with its reference answer and its metadata (group, intent, pair...)."""
-
-    text: str
-    system: str
-    reference: str
-    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    prompt: tuple[dict[str, str], ...] = field(default=(), hash=False, compare=False)
-    """The whole prompt conversation (system and earlier turns), as chat messages."""
-
-
-@functools.lru_cache(maxsize=4)
-def _load(path: str, mtime_ns: int, limit: int) -> tuple[HeldOut, ...]:
-    out = []
-    for row in iter_rows(path):
-        if row.problems or not isinstance(row.data, dict):
-            continue
-        try:
-            prompt, reference = split_prompt(to_messages(row.data))
-        except (RowError, ValueError):
-            continue
-        system = next((m["content"] for m in prompt if m["role"] == "system"), "")
-        meta = {k: v for k, v in row.data.items()
-                if k not in ("messages", "prompt", "completion", "instruction", "input", "output")}
-        out.append(HeldOut(str(prompt[-1]["content"]).strip(), system, reference, meta,
-                           tuple(prompt)))
-        if len(out) >= limit:
-            break
-    return tuple(out)
-
-
-def load_heldout(path: str | Path | None, limit: int = 2000) -> list[HeldOut]:
-    """The held-out prompts of a data file (none when there is no file yet).
-
-    THE held-out reader of the app: ``tuneproof_app.load_examples`` derives from it.
-    """
-    if path is None or not Path(path).is_file():
-        return []
-    return list(_load(str(path), Path(path).stat().st_mtime_ns, limit))
 
 
 def heldout(ctx: AppContext, limit: int = 2000) -> list[HeldOut]:

@@ -8,7 +8,7 @@ order and times each; rendering lives in ``finetune.data.render``.
 
 To add a check: write ``def _my_check(ctx: Context) -> CheckResult | None`` here and append
 ``Check("my_check", _my_check)`` to :data:`CHECKS` (a section other than None also needs a
-field on ``ValidationReport`` and a table in ``render.py``).
+field on ``ValidationReport`` (``report.py``) and a table in ``render.py``).
 """
 
 from __future__ import annotations

@@ -6,13 +6,11 @@ Both walk the same tables (:func:`sections`), so they cannot disagree.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from finetune.data.pii import KINDS as PII_KINDS
+from finetune.data.report import ValidationReport
 from finetune.errors import UsageError
-
-if TYPE_CHECKING:
-    from finetune.data.validate import ValidationReport
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
