@@ -113,7 +113,7 @@ def test_the_loan_audit_flags_race_and_names_it(loan) -> None:
 
 
 def test_the_demo_audit_without_a_pattern_finds_premium_and_budget(tmp_path) -> None:
-    from finetune.demo import write_demo
+    from tuneproof_demo.data import write_demo
 
     paths = write_demo(tmp_path)
     report = validate(paths["train"], base=None)

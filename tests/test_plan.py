@@ -48,7 +48,7 @@ def test_a_rate_at_the_threshold_never_passes_and_bad_ops_are_refused():
 
 def _task(tmp_path, pairs: int, gates: list[str]):
     from evalsuite.task import load_task
-    from finetune.demo import DemoConfig, write_demo
+    from tuneproof_demo.data import DemoConfig, write_demo
 
     paths = write_demo(tmp_path / "d", DemoConfig(n_train=20, n_heldout_pairs=pairs))
     text = paths["task_yaml"].read_text()

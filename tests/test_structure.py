@@ -3,7 +3,8 @@
 Layers, bottom to top: ``finetune`` (data, training, models) ← ``evalsuite`` (evaluation) ←
 ``tuneproof_demo`` (the demo story) ← ``tuneproof_app`` and ``app.py`` (the app). A module
 imports only from its own layer or below, every import counted (inside functions too), and the
-project's modules import each other without a cycle.
+project's modules import each other without a cycle. Imports under ``if TYPE_CHECKING:`` are
+annotations only: they never run, so they count for the layers but cannot close a cycle.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 # Modules allowed over MAX_MODULE_LINES, each with the reason.
 MODULE_EXEMPT: dict[str, str] = {
-    # being split into the package evalsuite/fairness/ by the fairness ("proof") engineer;
-    # remove this line when that lands
-    "evalsuite/fairness.py": "split in flight (evalsuite/fairness/)",
     # split next by the restructure engineer (issue 27); remove each line as its split lands
     "evalsuite/engine.py": "split in flight",
     "evalsuite/runner.py": "split in flight",
     "finetune/data/checks.py": "split in flight",
+}
+# Import cycles allowed for now, each with the reason; the test fails when one is gone.
+KNOWN_CYCLES: dict[tuple[str, ...], str] = {
+    # the gender data (terms, first names, common words) lives in the lexicon, which is built
+    # on the axes package, and the builtin gender and race axes import it back lazily; the
+    # fix moves that data into finetune/data/axes/ (the axes engineer's package)
+    ("finetune.data.axes", "finetune.data.axes.builtin", "finetune.data.lexicon"):
+        "gender data in the lexicon",
 }
 # Functions allowed over MAX_FUNCTION_LINES ("path:qualified name"), each with the reason.
 FUNCTION_EXEMPT: dict[str, str] = {}
@@ -44,12 +50,28 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path, modules: set[str]) -> set[str]:
-    """The project modules ``path`` imports, at any depth of its code."""
+def _type_only(tree: ast.AST) -> set[int]:
+    """Ids of the import nodes under ``if TYPE_CHECKING:``."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            out |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return out
+
+
+def _imports(path: Path, modules: set[str], runtime: bool = False) -> set[str]:
+    """The project modules ``path`` imports, at any depth of its code.
+
+    ``runtime``: leave out the imports under ``if TYPE_CHECKING:``.
+    """
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = _type_only(tree) if runtime else set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -70,11 +92,11 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Every project module and the project modules it imports."""
+def import_graph(runtime: bool = False) -> dict[str, set[str]]:
+    """Every project module and the project modules it imports (``runtime``: as it runs)."""
     files = _source_files()
     modules = {_module_name(f) for f in files}
-    return {_module_name(f): _imports(f, modules) for f in files}
+    return {_module_name(f): _imports(f, modules, runtime) for f in files}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -126,7 +148,15 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_no_import_cycles() -> None:
-    assert _cycles(import_graph()) == []
+    found = {tuple(c): " -> ".join(c) for c in _cycles(import_graph(runtime=True))}
+    assert {c: t for c, t in found.items() if c not in KNOWN_CYCLES} == {}
+    assert [c for c in KNOWN_CYCLES if c not in found] == [], "a known cycle is gone: drop it"
+
+
+def test_type_checking_imports_count_for_layers_not_cycles() -> None:
+    graph, runtime = import_graph(), import_graph(runtime=True)
+    assert "evalsuite.task" in graph["evalsuite.metric_names"]  # under TYPE_CHECKING
+    assert "evalsuite.task" not in runtime["evalsuite.metric_names"]
 
 
 def test_imports_point_down_the_layers() -> None:
