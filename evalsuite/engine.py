@@ -11,12 +11,15 @@ Mixed batches do not work with DoRA or merged adapters (PEFT docs); such adapter
 refused when loaded. When every loaded adapter is plain LoRA, the LoRA layers run the batched
 fast path of ``evalsuite.lora_batched`` (every adapter stacked, two matmuls per layer instead
 of PEFT's loop over adapters); ``batched_lora=False`` keeps PEFT's path, the reference.
+
+:class:`Engine` holds the model and generation; it inherits loading adapters from
+:mod:`evalsuite.engine_adapters` and scoring continuations (log-likelihoods) from
+:mod:`evalsuite.engine_likelihood`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import threading
 import time
@@ -26,10 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.cpu_linear import apply_layout, choose_layout
+from evalsuite.engine_adapters import AdapterLoading, resolve_adapter_dir
+from evalsuite.engine_likelihood import Likelihoods
 from evalsuite.lora_batched import BASE
-from finetune.errors import InputError, UsageError, first_line
+from finetune.errors import UsageError
 from finetune.models import load_base
-from finetune.rundir import ADAPTER, RUN_NAME_RULE, is_run_name
+
+__all__ = ["BASE", "Engine", "Generation", "GenerationConfig", "resolve_adapter_dir"]
 
 
 @dataclass
@@ -71,21 +77,6 @@ class Generation:
     token_ids: tuple[int, ...] = ()
 
 
-def resolve_adapter_dir(path: str | Path) -> Path:
-    """A PEFT adapter folder from a run directory (``DIR/adapter``) or an adapter folder.
-
-    Raises:
-        InputError: the folder does not exist or holds no ``adapter_config.json``.
-    """
-    p = Path(path).expanduser()
-    if (p / ADAPTER / "adapter_config.json").is_file():
-        return p / ADAPTER
-    if (p / "adapter_config.json").is_file():
-        return p
-    if not p.exists():
-        raise InputError(f"{path}: no such adapter or run folder")
-    raise InputError(f"{path}: not an adapter folder (no adapter_config.json, nor adapter/)")
-
 
 class _BatchStreamer:
     """Receives every decoding step's tokens (one per row) from ``generate`` into a queue.
@@ -107,7 +98,7 @@ class _BatchStreamer:
         self.queue.put(None)
 
 
-class Engine:
+class Engine(AdapterLoading, Likelihoods):
     """A base model plus named LoRA adapters, generating for all of them in one batch.
 
     Args:
@@ -181,74 +172,7 @@ class Engine:
         """Whether any adapter is loaded (the model is then a ``PeftModel``)."""
         return bool(self.adapter_dirs)
 
-    def add_adapter(self, name: str, path: str | Path) -> None:
-        """Load a PEFT adapter under ``name`` (a run directory or its ``adapter/`` folder).
-
-        An adapter not trained on this base is refused; one that does not change the base's
-        output is loaded with a warning in ``adapter_warnings[name]``
-        (:mod:`evalsuite.adapter_checks`).
-
-        Raises:
-            UsageError: a bad or duplicate name, or an adapter that cannot join mixed batches.
-            InputError: the folder is missing, not a loadable adapter, or not trained on
-                this base.
-        """
-        if not is_run_name(name):
-            raise UsageError(f"adapter name {name!r}: {RUN_NAME_RULE}")
-        if name == BASE or name in self.adapter_dirs:
-            raise UsageError(f"adapter name {name!r}: already in use")
-        folder = resolve_adapter_dir(path)
-        try:
-            cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise InputError(f"{folder / 'adapter_config.json'}: unreadable: {err}") from None
-        if cfg.get("use_dora"):
-            raise UsageError(f"{path}: DoRA adapters cannot join mixed-adapter batches")
-        from peft import PeftModel
-
-        from evalsuite import adapter_checks
-
-        label = f"{path}: adapter {name!r}"
-        adapter_checks.check_trained_on_base(self.model, self.base_ref, folder, label)
-
-        with self._lock:
-            first = not self.adapter_dirs
-            try:
-                if first:
-                    self.model = PeftModel.from_pretrained(
-                        self.model, str(folder), adapter_name=name, is_trainable=False
-                    )
-                else:
-                    self.model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
-            except (OSError, ValueError, KeyError, RuntimeError) as err:
-                raise InputError(f"{path}: cannot load adapter: {first_line(err)}") from None
-            self.model.eval()
-            try:
-                warnings = adapter_checks.no_op_warnings(
-                    self.model, self.tokenizer, name, BASE) + self._template_warnings(name, folder)
-            except Exception as err:
-                # Take the adapter out again, so the model matches adapter_dirs and a retry
-                # under the same name can load it.
-                if first:
-                    self.model = self.model.unload()
-                else:
-                    self.model.delete_adapter(name)
-                raise InputError(f"{path}: cannot check adapter: {first_line(err)}") from None
-            self.adapter_warnings[name] = warnings
-            self.adapter_dirs[name] = folder
-            self._batched = None
-
-    def _template_warnings(self, name: str, folder: Path) -> list[str]:
-        # An adapter saves the chat template it was trained with; prompts rendered with
-        # another one are not what it learned to answer.
-        saved = folder / "chat_template.jinja"
-        if not saved.is_file():
-            return []
-        if saved.read_text(encoding="utf-8") == (self.tokenizer.chat_template or ""):
-            return []
-        return [f"adapter {name!r} was trained with another chat template ({saved}) than the "
-                "one prompts are rendered with; set the same chat_template"]
-
+    # add_adapter: evalsuite.engine_adapters.AdapterLoading
     def _check_models(self, models: Sequence[str]) -> list[str]:
         models = list(models)
         if not models:
@@ -517,103 +441,3 @@ class Engine:
         if failure:
             raise failure[0]
 
-    # ---------------------------------------------------------- log-likelihood
-    def _encode_pair(self, context: str, continuation: str, index: int) -> tuple[list[int], int]:
-        tok = self.tokenizer
-        bos = tok.bos_token
-        special = not (bos and context.startswith(bos))
-        ctx = tok(context, add_special_tokens=special)["input_ids"]
-        whole = tok(context + continuation, add_special_tokens=special)["input_ids"]
-        if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
-            ids, n_ctx = whole, len(ctx)
-        else:  # the boundary merged into one token: score the continuation encoded alone
-            cont = tok(continuation, add_special_tokens=False)["input_ids"]
-            ids, n_ctx = ctx + cont, len(ctx)
-        if n_ctx == 0:
-            raise UsageError(f"item {index}: empty context; nothing to condition on")
-        if len(ids) == n_ctx:
-            raise UsageError(f"item {index}: empty continuation")
-        if len(ids) > self.max_prompt_tokens + self.max_new_tokens_cap:
-            raise UsageError(
-                f"item {index}: {len(ids)} tokens, more than max_prompt_tokens + "
-                f"max_new_tokens_cap={self.max_prompt_tokens + self.max_new_tokens_cap}"
-            )
-        return ids, n_ctx
-
-    def score_continuations(
-        self,
-        contexts: Sequence[str],
-        continuations: Sequence[str],
-        models: Sequence[str],
-        progress: bool = False,
-    ) -> list[list[tuple[float, int]]]:
-        """Teacher-forced log-probability of each continuation given its context.
-
-        Args:
-            contexts: raw text (render chat prompts with :meth:`render` first).
-            continuations: the text to score after each context.
-            models: model names, all scored in one mixed forward pass per chunk.
-            progress: show a tqdm bar.
-
-        Returns:
-            ``[item][model]`` -> (summed log-prob in nats, number of continuation tokens).
-        """
-        import torch
-        from tqdm.auto import tqdm
-
-        if len(contexts) != len(continuations):
-            raise UsageError("contexts and continuations must have the same length")
-        models = self._check_models(models)
-        pairs = [
-            self._encode_pair(c, k, i)
-            for i, (c, k) in enumerate(zip(contexts, continuations, strict=True))
-        ]
-        order = sorted(range(len(pairs)), key=lambda i: (-len(pairs[i][0]), i))
-        out: list[list[tuple[float, int]]] = [[(0.0, 0)] * len(models) for _ in pairs]
-        bar = tqdm(total=len(pairs) * len(models), unit="seq", disable=not progress,
-                   desc="score")
-        with self._lock, bar, torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start: start + self.batch_size]
-                rows = [(i, j) for i in chunk for j in range(len(models))]
-                # Right padding: positions start at 0 for every row and, the attention being
-                # causal, trailing pads cannot change the scored tokens.
-                batch = self._batch([pairs[i][0] for i, _ in rows], side="right")
-                # Only the positions that predict a continuation token go through the LM
-                # head and the softmax: the full logits of a 49k-token vocabulary cost more
-                # than the model body on a real base (measured on SmolLM2-135M).
-                keep = torch.zeros(batch["input_ids"].shape, dtype=torch.bool,
-                                   device=self.device)
-                for r, (i, _) in enumerate(rows):
-                    ids, n_ctx = pairs[i]
-                    keep[r, n_ctx - 1: len(ids) - 1] = True
-                mixed, names = self._mixed([models[j] for _, j in rows])
-                with mixed:
-                    if self._keeps_logits():
-                        kept = self.model(**batch, **names, logits_to_keep=keep).logits
-                    else:
-                        kept = self.model(**batch, **names).logits[keep]
-                logprobs = torch.log_softmax(kept.float(), dim=-1)
-                at = 0
-                for i, j in rows:
-                    ids, n_ctx = pairs[i]
-                    target = torch.tensor(ids[n_ctx:], device=logprobs.device)
-                    picked = logprobs[at: at + len(target)].gather(-1, target[:, None])
-                    at += len(target)
-                    out[i][j] = (float(picked.sum()), len(ids) - n_ctx)
-                bar.update(len(rows))
-        return out
-
-    def loglikelihood(
-        self,
-        contexts: Sequence[str],
-        continuations: Sequence[str],
-        models: Sequence[str],
-    ) -> list[list[float]]:
-        """Summed log-probability (nats) of each continuation given its context.
-
-        Returns:
-            ``[item][model]`` log-probabilities.
-        """
-        scored = self.score_continuations(contexts, continuations, models)
-        return [[lp for lp, _ in item] for item in scored]

@@ -6,13 +6,14 @@
    rewritten prompts, reported as extra rows.
 3. Every scorer (a local ``evaluate`` module) gives a per-row score; each metric gets a seeded
    bootstrap 95% CI and each pair of models a delta, paired CI and paired p-value.
-4. Fairness (``evalsuite.fairness``), overfitting (each run's ``metrics.jsonl``) and the gates.
-5. ``results.json``, ``predictions.jsonl``, ``report.md`` and ``report.html`` in ``out``.
+4. Fairness (``evalsuite.fairness``), overfitting (each run's ``metrics.jsonl``,
+   ``evalsuite.overfitting``) and the gates.
+5. ``results.json``, ``predictions.jsonl``, ``report.md`` and ``report.html`` in ``out``
+   (``evalsuite.results``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalsuite import stats
-from evalsuite.backend import describe
 from evalsuite.engine import BASE, Engine, GenerationConfig, resolve_adapter_dir
 from evalsuite.gates import HOLM, add_bounds, check_gates
 from evalsuite.labels import NONE, extract
 from evalsuite.metrics import SCORERS, compute
+from evalsuite.overfitting import overfitting_check
+from evalsuite.results import prediction_rows, results_json, write_outputs
 from evalsuite.task import EvalRow, TaskSpec, baseline_prompts, matches, task_rows
-from finetune.artifacts import atomic_write_json, atomic_write_text
 from finetune.errors import UsageError
 from finetune.rundir import RunDir
 
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 BASE_NAME = "base"
 """How the base model is named in results and reports (the engine calls it ``__base__``)."""
 """Scorers whose per-row score is 0/1 by nature: paired with exact McNemar."""
-OVERFIT_TOLERANCE = 0.02
-"""Held-out loss counts as rising when its last value exceeds its minimum by this fraction."""
 
 
 @dataclass
@@ -100,49 +99,6 @@ def parse_adapters(specs: Sequence[str], runs_dir: str | Path = "runs") -> dict[
 def _run_dir_of(path: Path, adapter_dir: Path) -> Path | None:
     found = RunDir.containing(path, adapter_dir.parent, metrics_only=True)
     return found.path if found else None
-
-
-# ----------------------------------------------------------------------------- overfitting
-def overfitting_check(metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """Flag a run whose held-out loss rose from its minimum while the train loss kept falling.
-
-    Returns:
-        ``flagged``, ``reason``, and the ``train`` / ``eval`` curves as ``[step, loss]`` pairs.
-    """
-    def curve(key: str) -> list[list[float]]:
-        pts = []
-        for i, m in enumerate(metrics):
-            value = m.get(key)
-            if isinstance(value, int | float) and math.isfinite(value):
-                pts.append([float(m.get("step", i)), float(value)])
-        return pts
-
-    train, heldout = curve("train_loss"), curve("eval_loss")
-    out: dict[str, Any] = {"train": train, "eval": heldout, "flagged": False}
-    if len(heldout) < 3 or len(train) < 2:
-        out["reason"] = "too few logged losses to judge"
-        return out
-    best = min(range(len(heldout)), key=lambda k: heldout[k][1])
-    best_step, best_loss = heldout[best]
-    last_step, last_loss = heldout[-1]
-    before = [t for t in train if t[0] <= best_step] or train[:1]
-    train_at_best = before[-1][1]
-    train_last = train[-1][1]
-    rising = best < len(heldout) - 1 and last_loss > best_loss * (1 + OVERFIT_TOLERANCE)
-    falling = train_last < train_at_best
-    out.update(
-        best_step=best_step, best_eval_loss=best_loss, last_eval_loss=last_loss,
-        train_loss_at_best=train_at_best, last_train_loss=train_last,
-        flagged=bool(rising and falling),
-    )
-    if rising and falling:
-        out["reason"] = (
-            f"held-out loss rose {best_loss:.4f} -> {last_loss:.4f} after step {best_step:g} "
-            f"while train loss fell {train_at_best:.4f} -> {train_last:.4f}"
-        )
-    else:
-        out["reason"] = "held-out loss did not rise while train loss fell"
-    return out
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -350,31 +306,9 @@ def run_eval(
         model_results[m.name] = entry
         failed += fails
         extra_predictions += lines
-    results: dict[str, Any] = {
-        "task": {"name": task.name, "path": task.path, "data": task.data, "n_rows": len(rows),
-                 "scorers": [s.model_dump() for s in task.scorers], "gates": task.gates},
-        "base": engine.base_ref,
-        "backend": describe(engine),
-        "engine": {"device": str(engine.device),
-                   "dtype": engine.dtype_name,
-                   "weight_layout": engine.weight_layout, "batch_size": engine.batch_size},
-        "models": model_results,
-        "comparisons": comparisons,
-        "gates": {
-            "checked": [m.name for m in candidates] if task.gates else [],
-            "passed": not failed,
-            "failed": failed,
-        },
-        "stats": {"confidence": 0.95, "n_boot": task.stats.n_boot,
-                  "n_permutations": task.stats.n_permutations, "seed": task.stats.seed,
-                  "binary_test": "exact McNemar (statsmodels)",
-                  "multiple_comparisons": f"Holm over the run's {len(comparisons)} comparisons "
-                                          "(p_value_holm)",
-                  "continuous_test": "paired sign-flip permutation"},
-        "generation": task.generation.model_dump(),
-        "wall_time_s": round(time.perf_counter() - t_start, 3),
-    }
-    predictions = _prediction_rows(task, rows, models, scores) + extra_predictions
+    results = results_json(task, rows, engine, model_results, comparisons, candidates, failed,
+                            t_start)
+    predictions = prediction_rows(task, rows, models, scores) + extra_predictions
     out = Path(out_dir)
     write_outputs(out, results, predictions)
     say(f"wrote {out}/results.json, predictions.jsonl, report.md, report.html")
@@ -513,46 +447,3 @@ def _model_entry(
         entry["passed"] = all(g.passed for g in results)
         failed = [f"{m.name}: {g.gate} ({g.reason})" for g in results if not g.passed]
     return entry, failed, lines
-
-
-def _prediction_rows(
-    task: TaskSpec, rows: list[EvalRow], models: list[ModelRow],
-    scores: Mapping[str, Mapping[str, dict[str, Any]]],
-) -> list[dict[str, Any]]:
-    lookup: dict[tuple[str, str], dict[int, tuple[float, Any]]] = {}
-    for m in models:
-        for name, e in scores[m.name].items():
-            labels = e["labels"] or [None] * len(e["rows"])
-            lookup[(m.name, name)] = {
-                idx: (s, lab) for idx, s, lab in zip(e["rows"], e["scores"], labels, strict=True)
-            }
-    out = []
-    for r in rows:
-        for m in models:
-            row_scores, row_labels = {}, {}
-            for s in task.scorers:
-                hit = lookup[(m.name, s.name)].get(r.index)
-                if hit is not None:
-                    row_scores[s.name] = hit[0]
-                    if hit[1] is not None:
-                        row_labels[s.name] = hit[1]
-            out.append({
-                "row": r.index, "id": r.id, "model": m.name, "group": r.group,
-                "prompt": r.prompt[-1]["content"] if r.prompt else "",
-                "output": m.outputs[r.index], "target": r.target,
-                "labels": row_labels, "scores": row_scores, "variant": None,
-            })
-    return out
-
-
-def write_outputs(out: Path, results: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
-    """Write the four artefacts, each atomically."""
-    from evalsuite.report import render_html, render_markdown
-
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "results.json", results)
-    atomic_write_text(
-        out / "predictions.jsonl", "".join(json.dumps(p) + "\n" for p in predictions)
-    )
-    atomic_write_text(out / "report.md", render_markdown(results, predictions))
-    atomic_write_text(out / "report.html", render_html(results, predictions))

@@ -1,10 +1,11 @@
 """The data checks of ``finetune validate``: each a unit, listed once in :data:`CHECKS`.
 
-A check is a function ``(Context) -> CheckResult | None``: it reads the parsed rows and the
-options from the :class:`Context`, and returns its section of the report (``tokens``,
-``duplicates``, ...), its :class:`Finding` objects and the per-row errors it found, or None
-when it does not apply (no tokenizer, no held-out file). ``validate`` runs :data:`CHECKS` in
-order and times each; rendering lives in ``finetune.data.render``.
+A check is a function ``(Context) -> CheckResult | None`` (the types in
+``finetune.data.findings``): it reads the parsed rows and the options from the ``Context``,
+and returns its section of the report (``tokens``, ``duplicates``, ...), its ``Finding``
+objects and the per-row errors it found, or None when it does not apply (no tokenizer, no
+held-out file). ``validate`` runs :data:`CHECKS` in order and times each; rendering lives in
+``finetune.data.render``.
 
 To add a check: write ``def _my_check(ctx: Context) -> CheckResult | None`` here and append
 ``Check("my_check", _my_check)`` to :data:`CHECKS` (a section other than None also needs a
@@ -15,19 +16,15 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
 
 import numpy as np
 
 from finetune.data import dedup
-from finetune.data.audit import AuditThresholds, OutcomeRule, row_group
-from finetune.data.formats import encode_batch, split_prompt
+from finetune.data.audit import OutcomeRule, row_group
+from finetune.data.findings import Check, CheckResult, Context, Finding, Parsed, row_error
+from finetune.data.formats import encode_batch
 from finetune.data.pii import KINDS as PII_KINDS
 from finetune.data.pii import find_pii
-from finetune.errors import where
 
 MAX_EXAMPLES = 5
 TOKEN_CHUNK = 2048
@@ -35,89 +32,6 @@ FORMAT_NAMES = {"chat": "chat", "prompt_completion": "prompt/completion",
                 "instruction": "instruction"}
 
 
-@dataclass
-class Finding:
-    """One check that fired: what, how bad, how many, and where to look."""
-
-    check: str
-    severity: str
-    """``error`` or ``warning``."""
-    message: str
-    count: int
-    examples: list[str] = field(default_factory=list)
-
-
-def row_error(path: str, line: int, field_name: str | None, problem: str) -> dict[str, Any]:
-    """One row's error as the report lists it (``message`` is ``file:line: field: problem``)."""
-    return {"file": str(path), "line": line, "field": field_name, "problem": problem,
-            "message": where(path, line, field_name, problem)}
-
-
-@dataclass
-class CheckResult:
-    """What one check found: its report section, its findings, its row errors."""
-
-    section: str | None
-    """The ``ValidationReport`` field ``data`` goes to; None for findings only."""
-    data: dict[str, Any] | None = None
-    findings: list[Finding] = field(default_factory=list)
-    row_errors: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class Parsed:
-    """A row that normalised to chat messages."""
-
-    line: int
-    data: dict[str, Any]
-    messages: list[dict[str, str]]
-    fmt: str
-
-    @cached_property
-    def prompt_messages(self) -> list[dict[str, str]]:
-        """The messages before the final assistant turn."""
-        return split_prompt(self.messages)[0]
-
-    @cached_property
-    def answer(self) -> str:
-        """The final assistant turn."""
-        return split_prompt(self.messages)[1]
-
-
-@dataclass
-class Context:
-    """What every check may read: the parsed rows, the read errors and the options."""
-
-    path: str
-    rows: list[Parsed]
-    read_errors: list[dict[str, Any]]
-    heldout: str | None = None
-    held: list[Parsed] = field(default_factory=list)
-    held_errors: list[dict[str, Any]] = field(default_factory=list)
-    tokenizer: Any = None
-    max_seq_len: int | None = None
-    group_field: str | None = None
-    outcome_pattern: str | None = None
-    label_field: str | None = None
-    """The label column in use (named, or ``label`` when rows have it)."""
-    near_dup_threshold: float = 0.85
-    thresholds: AuditThresholds = field(default_factory=AuditThresholds)
-    max_label_ratio: float = 5.0
-    axes: list[str] | None = None
-    """Axes the bias audit infers groups on (default every known axis but ``name``)."""
-    epochs: float = 1.0
-    progress: bool = False
-    sections: dict[str, Any] = field(default_factory=dict)
-    """Sections filled by earlier checks (the pre-flight estimate reads ``tokens``)."""
-
-
-@dataclass(frozen=True)
-class Check:
-    """A named check; ``stage`` is the key its seconds are added to in ``timings``."""
-
-    name: str
-    run: Callable[[Context], CheckResult | None]
-    stage: str = ""
 
 
 def prompt_text(row: Parsed, *, system: bool) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from finetune.data.checks import Finding
+from finetune.data.findings import Finding
 
 
 @dataclass

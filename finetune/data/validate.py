@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from finetune.data.audit import AuditThresholds, OutcomeRule
-from finetune.data.checks import CHECKS, Context, Finding, Parsed, row_error
+from finetune.data.checks import CHECKS
+from finetune.data.findings import Context, Finding, Parsed, row_error
 from finetune.data.formats import RowError, detect_format, iter_rows
 from finetune.data.formats import to_messages as _to_messages
 from finetune.data.pii import redact_value
