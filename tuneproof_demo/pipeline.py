@@ -211,9 +211,7 @@ def build_demo(
     from evalsuite.runner import run_eval
     from evalsuite.task import load_task
     from finetune.config import load_config
-    from finetune.data.rebalance import rebalance_file
     from finetune.data.validate import validate
-    from finetune.train import train
     from finetune.training.launch import pinned_threads
     from tuneproof_demo.data import DemoConfig, write_demo
 
@@ -239,22 +237,7 @@ def build_demo(
     outcome = f"data_checks.outcome_pattern={OUTCOME}"
     extra = [outcome, *settings.train, *train_overrides]
     fair_extra = [outcome, *settings.train, *settings.fair, *train_overrides]
-    if not RunDir(p["biased"]).is_run():
-        say(0.08, "training the biased adapter on train.jsonl")
-        config = load_config(p["train_yaml"], ["name=biased", *extra, *base_override])
-        train(config, runs_dir=p["runs"], progress=False)
-
-    if not p["train_balanced"].is_file():
-        say(0.45, "re-balancing: a gender-swapped copy of every row")
-        rebalance_file(p["train"], p["train_balanced"], "counterfactual", seed=seed)
-
-    if not RunDir(p["fair"]).is_run():
-        say(0.5, "training the fair adapter on the re-balanced data")
-        config = load_config(
-            p["train_yaml"],
-            ["name=fair", f"train_data={p['train_balanced']}", *fair_extra, *base_override],
-        )
-        train(config, runs_dir=p["runs"], progress=False)
+    _train_adapters(p, seed, [*extra, *base_override], [*fair_extra, *base_override], say)
 
     if rerun_eval or not p["results"].is_file():
         say(0.85, "evaluating base, biased and fair")
@@ -267,6 +250,30 @@ def build_demo(
                      baselines=settings.baselines, out_dir=p["eval"], progress=False)
     say(1.0, "demo ready")
     return p
+
+
+def _train_adapters(p: dict[str, Path], seed: int, biased: list[str], fair: list[str],
+                    say: Progress) -> None:
+    """Train ``biased`` on the data, re-balance it, train ``fair`` (each unless done)."""
+    from finetune.config import load_config
+    from finetune.data.rebalance import rebalance_file
+    from finetune.train import train
+
+    if not RunDir(p["biased"]).is_run():
+        say(0.08, "training the biased adapter on train.jsonl")
+        config = load_config(p["train_yaml"], ["name=biased", *biased])
+        train(config, runs_dir=p["runs"], progress=False)
+
+    if not p["train_balanced"].is_file():
+        say(0.45, "re-balancing: a gender-swapped copy of every row")
+        rebalance_file(p["train"], p["train_balanced"], "counterfactual", seed=seed)
+
+    if not RunDir(p["fair"]).is_run():
+        say(0.5, "training the fair adapter on the re-balanced data")
+        config = load_config(
+            p["train_yaml"], ["name=fair", f"train_data={p['train_balanced']}", *fair],
+        )
+        train(config, runs_dir=p["runs"], progress=False)
 
 
 # ------------------------------------------------------------------------------ the story

@@ -176,17 +176,8 @@ def audit(
         g: {"rows": c, "share": c / n if n else 0.0}
         for g, c in sorted(counts.items(), key=lambda kv: (kv[0] == UNKNOWN, -kv[1], kv[0]))
     }
-    reasons: list[str] = []
-    representation_flag = False
-    if len(known) >= 2:
-        small, large = min(known.values()), max(known.values())
-        if small < th.min_group_ratio * large:
-            representation_flag = True
-            low = min(known, key=lambda g: (known[g], g))
-            reasons.append(
-                f"group {low!r} has {small} rows, under {th.min_group_ratio:.0%} of the "
-                f"largest group ({large})"
-            )
+    reasons = _representation_reasons(known, th)
+    representation_flag = bool(reasons)
     result: dict[str, Any] = {
         "group_source": group_source,
         "outcome_source": outcome_source,
@@ -204,23 +195,7 @@ def audit(
         },
     }
     if outcomes is not None:
-        pairs = [
-            (g, o) for g, o in zip(groups, outcomes, strict=True) if g is not None and o is not None
-        ]
-        group_names = sorted({g for g, _ in pairs})
-        outcome_names = sorted({o for _, o in pairs}, key=lambda o: (o == NO_MATCH, o))
-        table = np.zeros((len(group_names), len(outcome_names)), dtype=np.int64)
-        gi = {g: i for i, g in enumerate(group_names)}
-        oi = {o: j for j, o in enumerate(outcome_names)}
-        for g, o in pairs:
-            table[gi[g], oi[o]] += 1
-        rates: dict[str, dict[str, Any]] = {}
-        for g in group_names:
-            total = int(table[gi[g]].sum())
-            rates[g] = {
-                "rows": total,
-                "rates": {o: float(table[gi[g], oi[o]] / total) for o in outcome_names},
-            }
+        group_names, outcome_names, table, rates = _outcome_table(groups, outcomes)
         test = association(table)
         result["outcome_rates"] = rates
         result["outcomes"] = outcome_names
@@ -228,13 +203,7 @@ def audit(
                            "counts": table.tolist()}
         result["test"] = test
         if test is not None:
-            gaps = {
-                o: float(max(r["rates"][o] for r in rates.values())
-                         - min(r["rates"][o] for r in rates.values()))
-                for o in outcome_names
-            }
-            worst = max(gaps, key=lambda o: gaps[o])
-            result["max_rate_gap"] = gaps[worst]
+            worst, result["max_rate_gap"] = _max_rate_gap(rates, outcome_names)
             result["max_rate_gap_outcome"] = worst
             if p_adjusted is not None:
                 test["p_holm"] = p_adjusted
@@ -245,6 +214,55 @@ def audit(
     result["flagged"] = bool(result["association_flagged"] or representation_flag)
     result["reasons"] = reasons
     return result
+
+
+def _representation_reasons(known: dict[str, int], th: AuditThresholds) -> list[str]:
+    """Why representation is flagged: the smallest group under its share of the largest."""
+    reasons: list[str] = []
+    if len(known) >= 2:
+        small, large = min(known.values()), max(known.values())
+        if small < th.min_group_ratio * large:
+            low = min(known, key=lambda g: (known[g], g))
+            reasons.append(
+                f"group {low!r} has {small} rows, under {th.min_group_ratio:.0%} of the "
+                f"largest group ({large})"
+            )
+    return reasons
+
+
+def _outcome_table(
+    groups: Sequence[str | None], outcomes: Sequence[str | None],
+) -> tuple[list[str], list[str], np.ndarray, dict[str, dict[str, Any]]]:
+    """The group x outcome counts of the rows with both, and each group's outcome rates."""
+    pairs = [
+        (g, o) for g, o in zip(groups, outcomes, strict=True) if g is not None and o is not None
+    ]
+    group_names = sorted({g for g, _ in pairs})
+    outcome_names = sorted({o for _, o in pairs}, key=lambda o: (o == NO_MATCH, o))
+    table = np.zeros((len(group_names), len(outcome_names)), dtype=np.int64)
+    gi = {g: i for i, g in enumerate(group_names)}
+    oi = {o: j for j, o in enumerate(outcome_names)}
+    for g, o in pairs:
+        table[gi[g], oi[o]] += 1
+    rates: dict[str, dict[str, Any]] = {}
+    for g in group_names:
+        total = int(table[gi[g]].sum())
+        rates[g] = {
+            "rows": total,
+            "rates": {o: float(table[gi[g], oi[o]] / total) for o in outcome_names},
+        }
+    return group_names, outcome_names, table, rates
+
+
+def _max_rate_gap(rates: dict[str, dict[str, Any]], outcome_names: list[str]) -> tuple[str, float]:
+    """The outcome whose rate differs most between groups, and that difference."""
+    gaps = {
+        o: float(max(r["rates"][o] for r in rates.values())
+                 - min(r["rates"][o] for r in rates.values()))
+        for o in outcome_names
+    }
+    worst = max(gaps, key=lambda o: gaps[o])
+    return worst, gaps[worst]
 
 
 def _association_reason(test: dict[str, Any], rates: dict[str, dict[str, Any]], worst: str,

@@ -132,29 +132,12 @@ def validate(
         UsageError: bad option values (exit 2).
     """
     _check_options(near_dup_threshold, max_seq_len, epochs, outcome_pattern)
-    if axes_file is not None:
-        from finetune.data.axes import use_axes_file
-
-        use_axes_file(axes_file)
-    if axes:
-        from finetune.data.bias import audited_axes
-
-        axes = audited_axes(axes)  # an unknown axis fails before the slow checks
+    axes = _use_axes(axes, axes_file)
     path = str(data)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(timings.get(stage, 0.0) + now - clock, 4)
-        clock = now
-
+    watch = _Stopwatch()
     rows, read_errors, n_rows = _read(data, progress, "reading")
     # Bad options and an unreadable held-out file fail before the slow checks run.
-    for option, name in (("--group-field", group_field), ("--label-field", label_field)):
-        if name is not None and rows and not any(name in r.data for r in rows):
-            raise UsageError(f"{option} {name}: no row of {path} has this field")
+    _check_fields(rows, path, group_field, label_field)
     ctx = Context(
         path, rows, read_errors, group_field=group_field, outcome_pattern=outcome_pattern,
         max_seq_len=max_seq_len, near_dup_threshold=near_dup_threshold, epochs=epochs,
@@ -166,27 +149,66 @@ def validate(
     if heldout is not None:
         ctx.heldout = str(heldout)
         ctx.held, ctx.held_errors, _ = _read(heldout, progress, "reading held-out")
-    lap("read")
+    watch.lap("read")
     if ctx.tokenizer is None and base is not None:
         from finetune.models import load_tokenizer
 
         ctx.tokenizer = load_tokenizer(base)
-        lap("load_tokenizer")
+        watch.lap("load_tokenizer")
+    findings, row_errors = _run_checks(ctx, watch)
+    row_errors.sort(key=lambda e: (e["file"] != path, e["file"], e["line"]))
+    return _report(ctx, base, n_rows, findings, row_errors, watch.timings)
 
+
+def _use_axes(axes: Sequence[str] | None, axes_file: str | Path | None) -> Sequence[str] | None:
+    """Register a user's axes file; the axes to audit (an unknown one fails here, early)."""
+    if axes_file is not None:
+        from finetune.data.axes import use_axes_file
+
+        use_axes_file(axes_file)
+    if axes:
+        from finetune.data.bias import audited_axes
+
+        axes = audited_axes(axes)  # an unknown axis fails before the slow checks
+    return axes
+
+
+def _check_fields(rows: list[Parsed], path: str, group_field: str | None,
+                  label_field: str | None) -> None:
+    """A named group or label field must exist in some row."""
+    for option, name in (("--group-field", group_field), ("--label-field", label_field)):
+        if name is not None and rows and not any(name in r.data for r in rows):
+            raise UsageError(f"{option} {name}: no row of {path} has this field")
+
+
+class _Stopwatch:
+    """Seconds per stage, added up: each lap counts from the previous one."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.clock = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + now - self.clock, 4)
+        self.clock = now
+
+
+def _run_checks(ctx: Context, watch: _Stopwatch) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """Run :data:`CHECKS` in order, each timed; their findings and row errors."""
     findings: list[Finding] = []
     row_errors: list[dict[str, Any]] = []
     for check in CHECKS:
         result = check.run(ctx)
         if result is None:
-            clock = time.perf_counter()  # a check that does not apply is not timed
+            watch.clock = time.perf_counter()  # a check that does not apply is not timed
             continue
         if result.section is not None:
             ctx.sections[result.section] = result.data
         findings += result.findings
         row_errors += result.row_errors
-        lap(check.stage or check.name)
-    row_errors.sort(key=lambda e: (e["file"] != path, e["file"], e["line"]))
-    return _report(ctx, base, n_rows, findings, row_errors, timings)
+        watch.lap(check.stage or check.name)
+    return findings, row_errors
 
 
 def _check_options(near_dup_threshold: float, max_seq_len: int | None, epochs: float,
