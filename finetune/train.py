@@ -34,11 +34,13 @@ from typing import Any
 from finetune.config import TrainConfig, describe_fields, load_config
 from finetune.rundir import RunDir
 from finetune.training.data import prepare_data
-from finetune.training.launch import Launch, leave_process_group, pinned_to_config
+from finetune.training.launch import Launch, leave_process_group, pinned_threads, pinned_to_config
 from finetune.training.model import build_model
 from finetune.training.record import echo_summary, save_run
 from finetune.training.trainer import build_trainer, run_training
 from finetune.training.workdir import needs_training, prepare_work_dir, publish
+
+__all__ = ["add_arguments", "pinned_threads", "run", "train"]  # pinned_threads: its old home
 
 
 @pinned_to_config
