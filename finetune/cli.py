@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("finetune.train", "train a LoRA / QLoRA / full fine-tune from a YAML config"),
     "sweep": ("finetune.sweep", "Optuna sweep over a search space declared in the YAML"),
     "merge": ("finetune.merge", "merge a run's adapter into its base model"),
+    "export": ("finetune.export", "export a run as GGUF for llama.cpp and Ollama"),
 }
 
 
