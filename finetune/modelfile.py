@@ -3,8 +3,7 @@
 Ollama's templates are Go templates, not Jinja. The model's own Jinja template is rendered on
 marker conversations to read off what wraps each role (``<|im_start|>user`` and a newline ...
 ``<|im_end|>`` for ChatML); the Go template rebuilds that, and is checked against the Jinja
-rendering of
-sample conversations before it is written. A template that does not follow the "prefix,
+rendering of sample conversations before it is written. A template that does not follow the "prefix,
 content, end marker" pattern gets no TEMPLATE line (Ollama then reads the GGUF's own
 ``tokenizer.chat_template``) and a comment saying so.
 """

@@ -160,7 +160,11 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                 if not server.runtime_loading:
                     self._send(404, {"detail": "Not Found"})
                     return
-                server.served.append(body["lora_name"])
+                name = body["lora_name"]
+                with server._lock:
+                    if name not in server.engine.model_names:
+                        server.engine.add_adapter(name, body["lora_path"])
+                server.served.append(name)
                 self._send(200, b"Success")
                 return
             if self.path != "/v1/completions":

@@ -170,3 +170,18 @@ def test_bad_urls_are_usage_errors():
     for bad in ("localhost:8000", "http://user:key@h:1"):
         with pytest.raises(UsageError):
             normalize_url(bad)
+
+
+def test_app_backend_loads_the_registry_adapters_into_the_server(app_runs_dir, servers,
+                                                                   tmp_path):
+    import app
+
+    s = servers(served=[])
+    args = app.parse_args(["--base", "tiny", "--runs", str(app_runs_dir), "--no-demo",
+                           "--votes", str(tmp_path / "v.sqlite"), "--backend", s.url])
+    ctx = app.build(args).tuneproof
+    assert isinstance(ctx.engine, ServerBackend)
+    assert ctx.models == ["base", "biased", "fair"] and {"biased", "fair"} <= set(s.served)
+    steps = list(ctx.engine.stream(_prompts(1)[0], [BASE, "fair"],
+                                   GenerationConfig(max_new_tokens=3)))
+    assert len(steps[-1]) == 2
