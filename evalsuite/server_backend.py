@@ -29,6 +29,7 @@ from typing import Any
 
 from evalsuite.engine import BASE, Engine, Generation, GenerationConfig, resolve_adapter_dir
 from evalsuite.http_client import Client, ServerError
+from evalsuite.server_info import ServerInfo, choices_of, prompt_logprobs
 from finetune.errors import UsageError
 from finetune.rundir import RUN_NAME_RULE, is_run_name
 
@@ -55,89 +56,6 @@ def _eos_ids(base_path: str, tokenizer: Any) -> set[int]:
     if eos is None:
         eos = tokenizer.eos_token_id
     return set(eos if isinstance(eos, list) else [eos]) - {None}
-
-
-class _Server:
-    """What one server said at connect: version, base model id, adapters, log-prob support."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        listing = client.get_json("/v1/models", "list models")
-        data = listing.get("data") if isinstance(listing, dict) else None
-        if not isinstance(data, list) or not all(isinstance(m, dict) and "id" in m
-                                                 for m in data):
-            raise ServerError(f"{client.url}/v1/models: malformed answer (no data[].id)")
-        bases = [m for m in data if not m.get("parent")]
-        if len(bases) != 1:
-            raise ServerError(f"{client.url}/v1/models: expected one base model, found "
-                              f"{', '.join(m['id'] for m in bases) or 'none'}")
-        self.base_id: str = bases[0]["id"]
-        self.max_model_len: int | None = bases[0].get("max_model_len")
-        self.adapters: set[str] = {m["id"] for m in data if m.get("parent")}
-        self.version = _version(client)
-        # Two faults of vLLM 0.32's CPU LoRA path, measured on the tiny base: prompt
-        # log-probs of several sequences in one step fail (an einsum over per-request instead
-        # of per-token indices in add_lora_logits), and base rows scheduled in the same step
-        # as adapter rows come out with other tokens. So with vLLM this client scores one
-        # sequence at a time, and never has base and adapter requests in flight together.
-        vllm = bases[0].get("owned_by") == "vllm"
-        self.serial_scoring = vllm
-        self.base_alone = vllm
-        self.score_lock = threading.Lock()
-        self.logprobs_mode: int | None = None  # max_tokens that gives prompt log-probs
-        self.logprobs_problem = ""
-
-    def probe_logprobs(self, ids: list[int]) -> None:
-        """Find out whether (and how) the server returns prompt log-probabilities."""
-        problems = []
-        for max_tokens in (0, 1):
-            body = {"model": self.base_id, "prompt": ids, "max_tokens": max_tokens,
-                    "echo": True, "logprobs": 1, "temperature": 0.0}
-            try:
-                answer = self.client.post_json("/v1/completions", body, "probe log-probs")
-                _prompt_logprobs(answer, 0, len(ids))
-            except ServerError as err:
-                problems.append(str(err).rsplit(": ", 1)[-1])
-                continue
-            self.logprobs_mode = max_tokens
-            return
-        self.logprobs_problem = problems[-1] if problems else "unknown"
-
-
-def _version(client: Client) -> str | None:
-    try:
-        got = client.get_json("/version", "version")
-    except ServerError:
-        return None
-    return str(got.get("version")) if isinstance(got, dict) and got.get("version") else None
-
-
-def _choices(answer: Any, n: int) -> list[dict[str, Any]]:
-    """``choices`` ordered by ``index``, exactly ``n`` of them, else a malformed answer."""
-    choices = answer.get("choices") if isinstance(answer, dict) else None
-    if not isinstance(choices, list) or len(choices) != n:
-        got = len(choices) if isinstance(choices, list) else "no"
-        raise ServerError(f"malformed answer: {got} choices for {n} prompts")
-    try:
-        ordered = sorted(choices, key=lambda c: c.get("index", 0))
-    except (AttributeError, TypeError):
-        raise ServerError("malformed answer: choices are not objects") from None
-    if [c.get("index", k) for k, c in enumerate(ordered)] != list(range(n)):
-        raise ServerError("malformed answer: choice indices are not 0..n-1")
-    return ordered
-
-
-def _prompt_logprobs(answer: Any, k: int, n_ids: int) -> list[float | None]:
-    """Log-probabilities of the prompt tokens of choice ``k`` (the first one is None)."""
-    choices = answer.get("choices") if isinstance(answer, dict) else None
-    try:
-        lps = choices[k]["logprobs"]["token_logprobs"]  # type: ignore[index]
-    except (TypeError, KeyError, IndexError):
-        raise ServerError("malformed answer: no logprobs.token_logprobs") from None
-    if not isinstance(lps, list) or len(lps) < n_ids:
-        raise ServerError(f"malformed answer: {len(lps) if isinstance(lps, list) else 'no'} "
-                          f"prompt log-probabilities for {n_ids} tokens")
-    return lps[:n_ids]
 
 
 class ServerBackend:
@@ -183,7 +101,7 @@ class ServerBackend:
         self.adapter_dirs: dict[str, Path] = {}
         self.adapter_warnings: dict[str, list[str]] = {}
         self._adapters: list[str] = []
-        self.servers = [_Server(Client(u, api_key=api_key, timeout=timeout, retries=retries,
+        self.servers = [ServerInfo(Client(u, api_key=api_key, timeout=timeout, retries=retries,
                                        backoff=backoff)) for u in urls]
         first = self.servers[0]
         for s in self.servers[1:]:
@@ -244,7 +162,7 @@ class ServerBackend:
         self.adapter_warnings[name] = []
         self._adapters.append(name)
 
-    def _server_id(self, server: _Server, model: str) -> str:
+    def _server_id(self, server: ServerInfo, model: str) -> str:
         return server.base_id if model == BASE else model
 
     def _check_models(self, models: Sequence[str]) -> list[str]:
@@ -288,7 +206,7 @@ class ServerBackend:
         return body
 
     # ---------------------------------------------------------------- requests
-    def _run_jobs(self, jobs: list[tuple[str, list[int]]], call: Callable[[_Server, int], Any],
+    def _run_jobs(self, jobs: list[tuple[str, list[int]]], call: Callable[[ServerInfo, int], Any],
                   progress: bool, desc: str) -> list[Any]:
         """Run ``call(server, k)`` for every job, sharded and in flight together.
 
@@ -319,7 +237,7 @@ class ServerBackend:
                 raise ServerError(f"row {rows[0]}{more}, model {_label(model)}: {err}")
         return results
 
-    def _run_waves(self, jobs: list[tuple[str, list[int]]], call: Callable[[_Server, int], Any],
+    def _run_waves(self, jobs: list[tuple[str, list[int]]], call: Callable[[ServerInfo, int], Any],
                    progress: bool, desc: str) -> list[Any]:
         """:meth:`_run_jobs`, in waves where a server needs them (``base_alone``).
 
@@ -355,14 +273,14 @@ class ServerBackend:
         jobs = [(m, list(range(s, min(s + self.batch_size, len(encoded)))))
                 for m in models for s in range(0, len(encoded), self.batch_size)]
 
-        def call(server: _Server, k: int) -> list[Generation]:
+        def call(server: ServerInfo, k: int) -> list[Generation]:
             model, rows = jobs[k]
             body = {**base_body, "model": self._server_id(server, model),
                     "prompt": [encoded[i] for i in rows]}
             t0 = time.perf_counter()
             answer = server.client.post_json("/v1/completions", body, "completion")
             seconds = time.perf_counter() - t0
-            return [self._generation(model, c, seconds) for c in _choices(answer, len(rows))]
+            return [self._generation(model, c, seconds) for c in choices_of(answer, len(rows))]
 
         out: list[list[Generation | None]] = [[None] * len(models) for _ in encoded]
         for (model, rows), gens in zip(jobs, self._run_waves(jobs, call, progress, "generate"),
@@ -425,7 +343,7 @@ class ServerBackend:
 
         threads = [threading.Thread(target=read, args=(r,), daemon=True)
                    for r in range(len(models))]
-        # Where the base must run apart (see _Server), its stream goes first, the rest after.
+        # Where the base must run apart (see ServerInfo), its stream goes first, the rest after.
         apart = any(s.base_alone for s in self.servers) and BASE in models and len(models) > 1
         first = [r for r, m in enumerate(models) if m == BASE] if apart else range(len(models))
         for r in first:
@@ -482,18 +400,18 @@ class ServerBackend:
         jobs = [(m, list(range(s, min(s + size, len(pairs)))))
                 for m in models for s in range(0, len(pairs), size)]
 
-        def call(server: _Server, k: int) -> list[tuple[float, int]]:
+        def call(server: ServerInfo, k: int) -> list[tuple[float, int]]:
             model, rows = jobs[k]
             body = {"model": self._server_id(server, model), "prompt": [pairs[i][0] for i in rows],
                     "max_tokens": server.logprobs_mode, "echo": True, "logprobs": 1,
                     "temperature": 0.0}
             with server.score_lock if server.serial_scoring else contextlib.nullcontext():
                 answer = server.client.post_json("/v1/completions", body, "prompt log-probs")
-            _choices(answer, len(rows))
+            choices_of(answer, len(rows))
             scored = []
             for slot, i in enumerate(rows):
                 ids, n_ctx = pairs[i]
-                kept = _prompt_logprobs(_sorted_answer(answer), slot, len(ids))[n_ctx:]
+                kept = prompt_logprobs(_sorted_answer(answer), slot, len(ids))[n_ctx:]
                 if not all(isinstance(v, int | float) and math.isfinite(v) for v in kept):
                     raise ServerError("malformed answer: a missing or non-finite log-prob")
                 scored.append((float(sum(kept)), len(ids) - n_ctx))

@@ -30,7 +30,7 @@ def _field(reader: Any, key: str) -> Any:
     return bytes(value).decode() if value.dtype == np.uint8 else value.tolist()[0]
 
 
-def _open(path: Path) -> tuple[Any, str, dict[str, Any], Any]:
+def _open(path: Path, n_blocks: int | None = None) -> tuple[Any, str, dict[str, Any], Any]:
     import gguf
 
     reader = gguf.GGUFReader(str(path))
@@ -38,7 +38,8 @@ def _open(path: Path) -> tuple[Any, str, dict[str, Any], Any]:
     by_name = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}
     if arch not in by_name:
         raise ValueError(f"unknown architecture {arch!r}")
-    n_blocks = _field(reader, f"{arch}.block_count") or 0
+    # A LoRA GGUF has no block count of its own: the caller gives the base's.
+    n_blocks = n_blocks or _field(reader, f"{arch}.block_count") or 0
     tmap = gguf.get_tensor_name_map(by_name[arch], int(n_blocks))
     return reader, arch, {t.name: t for t in reader.tensors}, tmap
 
@@ -117,12 +118,12 @@ def check_lora_gguf(path: Path, adapter_dir: Path, base_dir: Path) -> str | None
     """None when every LoRA matrix of ``adapter_dir`` is in ``path`` within tolerance."""
     import json
 
-    reader, arch, tensors, tmap = _open(path)
+    base_config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    reader, arch, tensors, tmap = _open(path, base_config.get("num_hidden_layers"))
     config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     alpha = _field(reader, "adapter.lora.alpha")
     if alpha is None or abs(float(alpha) - float(config.get("lora_alpha", 0))) > 1e-6:
         return f"adapter.lora.alpha is {alpha}, the adapter's lora_alpha {config.get('lora_alpha')}"
-    base_config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
     n_head = base_config.get("num_attention_heads", 1)
     heads = {"n_head": n_head, "n_head_kv": base_config.get("num_key_value_heads") or n_head}
     weights = _load_safetensors(adapter_dir, "adapter_model.safetensors")

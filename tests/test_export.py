@@ -120,3 +120,17 @@ def test_tiny_base_is_refused_by_the_converter_in_one_line(tmp_path, lora_adapte
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "does not recognize this base's tokenizer" in err[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_tiny_adapter_only_reads_back_and_the_check_can_fail(tmp_path, lora_adapters, tiny_dir,
+                                                            capsys):
+    from finetune.gguf_check import check_lora_gguf
+
+    run = _run_dir(tmp_path, "t", "tiny", lora_adapters["a"])
+    out = tmp_path / "lora"
+    assert main(["export", str(run), "--gguf", "--adapter-only", "-o", str(out)]) == 0, \
+        capsys.readouterr().err
+    gguf = out / "t-lora-f32.gguf"
+    assert check_lora_gguf(gguf, lora_adapters["a"], tiny_dir) is None
+    problem = check_lora_gguf(gguf, lora_adapters["b"], tiny_dir)
+    assert problem is not None and "differs from the source" in problem
