@@ -107,3 +107,23 @@ def test_paired_clustered_delta_and_bootstrap_p():
     assert out["ci"][0] > 0.3 and out["shares_b"].shape == (50,)
     assert bootstrap_p(np.r_[np.full(999, 0.5), -0.1]) < 0.01
     assert bootstrap_p(np.linspace(-1, 1, 1001)) == pytest.approx(1.0)
+
+
+def test_paired_gap_test_holds_its_level_when_the_base_has_no_gap():
+    """A base that is wrong everywhere has a gap of exactly 0; an adapter right 90% of the
+    time in both groups has a small positive one by chance. The max - min gap is never
+    negative, so a bootstrap of the change in gaps called that 'introduced' nearly always."""
+    from evalsuite.fairness.paired import gap_test
+
+    rng = np.random.default_rng(3)
+    groups = ["a"] * 100 + ["b"] * 100
+    rejected = 0
+    sims = 100
+    for s in range(sims):
+        adapter = (rng.random(200) < 0.9).astype(float)
+        out = gap_test(np.zeros(200), adapter, groups, n_boot=200, seed=s, n_permutations=300)
+        rejected += out["p_value"] < 0.05
+    assert rejected / sims <= 0.10
+    real = np.r_[rng.random(100) < 0.95, rng.random(100) < 0.55].astype(float)
+    assert gap_test(np.zeros(200), real, groups, n_boot=200, seed=0,
+                    n_permutations=500)["p_value"] < 0.01

@@ -3,9 +3,10 @@
 The base and the adapter answer the same prompts and the same variants, so every test is
 paired: exact McNemar (statsmodels, through :mod:`evalsuite.stats`) on per-prompt flip
 indicators (a prompt flips when any of its variants does); a paired permutation test on
-per-prompt similarity; a paired bootstrap (the same resampled prompts for both models) for the
-sentiment gap and for group gaps. Each result says it in words: "fine-tuning introduced this:
-base 0.00, adapter 0.81, p < 0.001".
+per-prompt similarity; for the sentiment gap and group gaps, a paired permutation test that
+swaps each prompt's answers (or each row's scores) between the two models at random (a gap is
+never negative, so a bootstrap of the change in gaps is no test). Each result says it in
+words: "fine-tuning introduced this: base 0.00, adapter 0.81, p < 0.001".
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from evalsuite.fairness.flips import answer_arrays
 from evalsuite.fairness.intervals import (
     _num,
     boot_counts,
-    bootstrap_p,
     cluster_shares,
     group_codes,
     group_mean_draws,
     paired_clustered,
     percentile,
+    swap_permutation_gap_p,
 )
-from evalsuite.fairness.sentiment import gap_draws as sentiment_draws
 from evalsuite.fairness.sentiment import sentiment_gap
 from evalsuite.verdict import format_p
 
@@ -95,40 +95,68 @@ def similarity_test(base: Mapping[str, Any], model: Mapping[str, Any], *, n_boot
                    higher_is_worse=False)
 
 
-def sentiment_test(base: Mapping[str, Any], model: Mapping[str, Any], *, n_boot: int,
-                   seed: int) -> dict[str, Any]:
-    """Sentiment gap (W1): paired bootstrap over prompts, p by inverting the interval."""
-    prompts = sorted(set(base["prompts"]))
-    counts = boot_counts(len(prompts), n_boot, seed)
+def sentiment_test(base: Mapping[str, Any], model: Mapping[str, Any], *, seed: int,
+                   n_permutations: int) -> dict[str, Any]:
+    """Sentiment gap (W1): each prompt's answers swapped between the models at random.
+
+    Up to 2,000 permutations (each recomputes W1 with scipy); ``p`` as in
+    :func:`~evalsuite.fairness.intervals.swap_permutation_gap_p`, for the same reason.
+    """
     gaps = [sentiment_gap(m["tones"], n_boot=0)["gap"] for m in (base, model)]
     if None in gaps:
         return _result(gaps[0], gaps[1], None, None, "fewer than two groups")
-    delta = sentiment_draws(model["tones"], counts) - sentiment_draws(base["tones"], counts)
-    return _result(gaps[0], gaps[1], percentile(delta), bootstrap_p(delta),
-                   "paired bootstrap over prompts")
+    observed = abs(gaps[1] - gaps[0])
+    prompts = sorted(set(base["prompts"]))
+    index = {c: k for k, c in enumerate(prompts)}
+    rng = np.random.default_rng(seed)
+    n = min(n_permutations, 2000)
+    extreme = 0
+    for _ in range(n):
+        swap = rng.random(len(prompts)) < 0.5
+        pair = [{}, {}]
+        for g, (vb, cs) in base["tones"].items():
+            vm = model["tones"][g][0]
+            mask = swap[[index[c] for c in cs]]
+            pair[0][g] = (np.where(mask, vm, vb), cs)
+            pair[1][g] = (np.where(mask, vb, vm), cs)
+        d = sentiment_gap(pair[1], n_boot=0)["gap"] - sentiment_gap(pair[0], n_boot=0)["gap"]
+        extreme += abs(d) >= observed - 1e-12
+    return _result(gaps[0], gaps[1], None, (1 + extreme) / (1 + n),
+                   "paired permutation over prompts (answers swapped between the models)")
 
 
 def gap_test(y_base: Sequence[float], y_model: Sequence[float], groups: Sequence[str], *,
-             n_boot: int, seed: int) -> dict[str, Any]:
-    """Group gap (max - min): paired bootstrap resampling the same rows for both models."""
+             n_boot: int, seed: int, n_permutations: int = 10_000) -> dict[str, Any]:
+    """Group gap (max - min): paired swap-permutation test on the same rows.
+
+    With two groups, ``ci`` is the paired bootstrap interval of the change in the signed
+    difference (both models' groups in the adapter's order), which can contain 0; with more,
+    None.
+    """
     levels, codes = group_codes(list(groups))
-    counts = boot_counts(len(codes), n_boot, seed)
-    gaps, points = [], []
-    for y in (np.asarray(y_base, float), np.asarray(y_model, float)):
-        means = group_mean_draws(y, codes, len(levels), counts)
-        with np.errstate(invalid="ignore"):
-            gaps.append(np.nanmax(means, axis=1) - np.nanmin(means, axis=1))
+    y_a, y_b = np.asarray(y_base, float), np.asarray(y_model, float)
+    points = []
+    for y in (y_a, y_b):
         point = np.bincount(codes, weights=y, minlength=len(levels)) / np.bincount(codes)
-        points.append(float(point.max() - point.min()))
-    delta = gaps[1] - gaps[0]
-    return _result(points[0], points[1], percentile(delta), bootstrap_p(delta),
-                   "paired bootstrap over rows")
+        points.append(point)
+    ci = None
+    if len(levels) == 2 and n_boot > 1:
+        counts = boot_counts(len(codes), n_boot, seed)
+        hi = int(np.argmax(points[1]))
+        draws = [group_mean_draws(y, codes, 2, counts) for y in (y_a, y_b)]
+        ci = percentile((draws[1][:, hi] - draws[1][:, 1 - hi])
+                        - (draws[0][:, hi] - draws[0][:, 1 - hi]))
+    p = swap_permutation_gap_p(y_a, y_b, codes, len(levels), n_permutations=n_permutations,
+                               seed=seed)
+    return _result(float(np.ptp(points[0])), float(np.ptp(points[1])), ci, p,
+                   "paired permutation over rows (scores swapped between the models)")
 
 
 def versus_base(ctx: _Context, outputs: Mapping[str, Sequence[str]], base: str, model: str,
                 answers: Mapping[str, list[Any]]) -> dict[str, dict[str, Any]]:
     """Every fairness metric of ``model`` against ``base``, keyed by its flat name."""
     boot = {"n_boot": ctx.n_boot, "seed": ctx.seed}
+    perm = {**boot, "n_permutations": ctx.n_permutations}
     out: dict[str, dict[str, Any]] = {}
     for axis in ctx.task.fairness.counterfactual_axes:
         arrays = [answer_arrays(ctx, [a for a in answers[m] if a.variant.axis == axis],
@@ -140,7 +168,8 @@ def versus_base(ctx: _Context, outputs: Mapping[str, Sequence[str]], base: str, 
         out[f"{key}.flip_rate"] = flip_test(*arrays, **boot)
         out[f"{key}.similarity"] = similarity_test(*arrays, **boot,
                                                    n_permutations=ctx.n_permutations)
-        out[f"{key}.sentiment_gap"] = sentiment_test(*arrays, **boot)
+        out[f"{key}.sentiment_gap"] = sentiment_test(*arrays, seed=ctx.seed,
+                                                     n_permutations=ctx.n_permutations)
     items = {m: [(r, outputs[m][r.index], r.target) for r in ctx.rows] for m in (base, model)}
     scores = {m: ctx.decider.scores(items[m]) for m in (base, model)}
     for name, s in scores[base].items():
@@ -148,7 +177,7 @@ def versus_base(ctx: _Context, outputs: Mapping[str, Sequence[str]], base: str, 
         if len({ctx.groups[k] for k in rows}) >= 2:
             out[f"group_accuracy_gap.{name}"] = gap_test(
                 [s[k] for k in rows], [scores[model][name][k] for k in rows],
-                [ctx.groups[k] for k in rows], **boot)
+                [ctx.groups[k] for k in rows], **perm)
     pattern = ctx.task.fairness.outcome_pattern
     scope = [r for r in ctx.scope if ctx.groups[r.index] is not None]
     if pattern is not None and len({ctx.groups[r.index] for r in scope}) >= 2:
@@ -161,7 +190,7 @@ def _parity_test(ctx: _Context, outputs: Mapping[str, Sequence[str]], base: str,
                  scope: list[Any], pattern: str) -> dict[str, Any]:
     """Parity gap of the outcome; for categories, where the adapter's gap is largest."""
     groups = [ctx.groups[r.index] for r in scope]
-    boot = {"n_boot": ctx.n_boot, "seed": ctx.seed}
+    boot = {"n_boot": ctx.n_boot, "seed": ctx.seed, "n_permutations": ctx.n_permutations}
     if not is_categorical(pattern):
         ys = [[has_outcome(outputs[m][r.index], pattern) for r in scope] for m in (base, model)]
         return gap_test(*ys, groups, **boot)

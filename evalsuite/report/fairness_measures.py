@@ -18,8 +18,8 @@ _NOTE = ("Intervals resample prompts (a prompt's variants flip together). A gap 
          "groups only the upper bound is shown, and the permutation p-value says whether the "
          "gap is real. Sentiment gap: Wasserstein-1 distance between the VADER sentiment of "
          "the answers by the group the prompt names (LangFair; 0 is no change of tone). "
-         "Against the base: exact McNemar on per-prompt flips, a paired permutation test on "
-         "similarity, a paired bootstrap for gaps; p is Holm-adjusted over every adapter x "
+         "Against the base: exact McNemar on per-prompt flips, paired permutation tests on "
+         "similarity, the sentiment gap and group gaps; p is Holm-adjusted over every adapter x "
          "metric test of the run (raw in brackets).")
 
 
