@@ -203,3 +203,37 @@ def test_no_function_over_the_line_limit() -> None:
             if n > MAX_FUNCTION_LINES and f not in FUNCTION_EXEMPT}
     assert long == {}
     assert [f for f in FUNCTION_EXEMPT if lengths.get(f, 0) <= MAX_FUNCTION_LINES] == []
+
+
+def _named_in_architecture() -> set[str]:
+    """Paths docs/architecture.md's tables name: `a/b.py`, a folder `a/b/`, or a bare `c.py`
+    on a row whose first path is in the same folder."""
+    import re
+
+    named: set[str] = set()
+    for line in (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|"):
+            continue
+        folder = None
+        for token in re.findall(r"`([^`\s]+)`", line):
+            if "/" in token:
+                named.add(token)
+                if folder is None:
+                    folder = token.rstrip("/") if token.endswith("/") else token.rsplit("/", 1)[0]
+            elif token.endswith(".py"):
+                named.add(f"{folder}/{token}" if folder else token)
+    return named
+
+
+def test_every_module_is_in_the_architecture_table() -> None:
+    named = _named_in_architecture()
+    missing = []
+    for f in _source_files():
+        rel = f.relative_to(ROOT).as_posix()
+        if f.name in ("__init__.py", "__main__.py") or rel in named:
+            continue
+        if any(rel.startswith(n) for n in named if n.endswith("/")):
+            continue
+        missing.append(rel)
+    assert missing == [], "add a row for each to docs/architecture.md"
+    assert sorted(n for n in named if not (ROOT / n).exists()) == [], "rows of modules gone"
