@@ -90,3 +90,13 @@ def test_every_command_option_is_in_docs_commands_md():
                 if not re.search(rf"`{re.escape(option)}[` ]", section):
                     missing.append(f"{command} {option}")
     assert not missing, f"document these in docs/commands.md: {missing}"
+
+
+def test_relative_links_in_readme_and_docs_resolve():
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for link in re.findall(r"\]\(([^)#\s]+)", page.read_text(encoding="utf-8")):
+            if not link.startswith(("http://", "https://", "mailto:")) and \
+                    not (page.parent / link).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+    assert not broken, broken
