@@ -26,7 +26,7 @@ def _prompts(n: int) -> list[list[dict[str, str]]]:
     import json
     import tempfile
 
-    from finetune.demo import write_demo
+    from tuneproof_demo.data import write_demo
 
     folder = Path(tempfile.mkdtemp())
     write_demo(folder)
