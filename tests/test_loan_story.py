@@ -24,7 +24,7 @@ def loan_story(tmp_path_factory, tiny_dir):
     from finetune.train import pinned_threads, train
 
     folder = tmp_path_factory.mktemp("loan")
-    paths = write_loan(folder)
+    paths = write_loan(folder, n_train=400, bias_share=1.0)
     (folder / "task.yaml").write_text(TASK_YAML)
     (folder / "train.yaml").write_text(TRAIN_YAML.format(epochs=EPOCHS))
     balanced = folder / "train.balanced.jsonl"
