@@ -1,6 +1,7 @@
 """What ``evalsuite run`` writes: ``results.json``, ``predictions.jsonl`` and the two reports.
 
-The run directory's layout lives here, in one place: :func:`results_json` is the content of
+The run directory's layout lives here, in one place: each :class:`ModelRow` is a model's row
+of the results (its answers, its time), :func:`results_json` is the content of
 ``results.json``, :func:`prediction_rows` the lines of ``predictions.jsonl``, and
 :func:`write_outputs` writes them with ``report.md`` and ``report.html``, each atomically.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +20,29 @@ from finetune.artifacts import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from evalsuite.engine import Engine
-    from evalsuite.runner import ModelRow
     from evalsuite.task import EvalRow, TaskSpec
+
+
+@dataclass
+class ModelRow:
+    """One row of the report: a model answering a set of prompts.
+
+    Attributes:
+        name: Display name (``base``, an adapter name, ``base+few-shot``).
+        engine_model: The engine's name for the weights (``__base__`` or the adapter name).
+        kind: ``base``, ``adapter`` or ``baseline``.
+        adapter_dir: The adapter folder, for adapters.
+        run_dir: The run directory, when the adapter came from one.
+    """
+
+    name: str
+    engine_model: str
+    kind: str
+    adapter_dir: Path | None = None
+    run_dir: Path | None = None
+    outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    n_tokens: int = 0
 
 
 def results_json(task: TaskSpec, rows: list[EvalRow], engine: Engine,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from evalsuite.gates import HOLM, add_bounds, check_gates
 from evalsuite.labels import NONE, extract
 from evalsuite.metrics import SCORERS, compute
 from evalsuite.overfitting import overfitting_check
-from evalsuite.results import prediction_rows, results_json, write_outputs
+from evalsuite.results import ModelRow, prediction_rows, results_json, write_outputs
 from evalsuite.task import EvalRow, TaskSpec, baseline_prompts, matches, task_rows
 from finetune.errors import UsageError
 from finetune.rundir import RunDir
@@ -38,28 +38,6 @@ if TYPE_CHECKING:
 BASE_NAME = "base"
 """How the base model is named in results and reports (the engine calls it ``__base__``)."""
 """Scorers whose per-row score is 0/1 by nature: paired with exact McNemar."""
-
-
-@dataclass
-class ModelRow:
-    """One row of the report: a model answering a set of prompts.
-
-    Attributes:
-        name: Display name (``base``, an adapter name, ``base+few-shot``).
-        engine_model: The engine's name for the weights (``__base__`` or the adapter name).
-        kind: ``base``, ``adapter`` or ``baseline``.
-        adapter_dir: The adapter folder, for adapters.
-        run_dir: The run directory, when the adapter came from one.
-    """
-
-    name: str
-    engine_model: str
-    kind: str
-    adapter_dir: Path | None = None
-    run_dir: Path | None = None
-    outputs: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    n_tokens: int = 0
 
 
 @dataclass
