@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_openai import BASE_ID, FakeServer
 
 from evalsuite.cli import main
 from evalsuite.engine import Engine
-from tests.fake_openai import BASE_ID, FakeServer
 
 KEY = "sk-tuneproof-test-0123456789"
 

@@ -20,13 +20,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_export import smollm2_run  # noqa: F401 - the fixture
+from vllm_server import free_port
 
 from evalsuite.engine import BASE, Engine, GenerationConfig
 from evalsuite.http_client import ServerError
 from evalsuite.server_backend import ServerBackend
 from finetune.cli import main
-from tests.test_export import smollm2_run  # noqa: F401 - the fixture
-from tests.vllm_server import free_port
 
 pytestmark = pytest.mark.skipif(os.environ.get("TUNEPROOF_LLAMA_SERVER") != "1",
                                 reason="opt-in: TUNEPROOF_LLAMA_SERVER=1 (builds llama.cpp)")

@@ -8,12 +8,12 @@ import math
 import socket
 
 import pytest
+from fake_openai import BASE_ID, FakeServer
 
 from evalsuite.engine import BASE, Engine, GenerationConfig
 from evalsuite.http_client import ServerError, normalize_url
 from evalsuite.server_backend import ServerBackend
 from finetune.errors import UsageError
-from tests.fake_openai import BASE_ID, FakeServer
 
 
 def _prompts(n: int) -> list[list[dict[str, str]]]:

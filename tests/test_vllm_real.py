@@ -13,12 +13,12 @@ import math
 import os
 
 import pytest
+from test_backend_eval import _task, assert_same_figures
+from vllm_server import ensure_venv, serve
 
 from evalsuite.cli import main
 from evalsuite.engine import BASE, Engine, GenerationConfig
 from evalsuite.server_backend import ServerBackend
-from tests.test_backend_eval import _task, assert_same_figures
-from tests.vllm_server import ensure_venv, serve
 
 pytestmark = pytest.mark.skipif(os.environ.get("TUNEPROOF_VLLM") == "0",
                                 reason="TUNEPROOF_VLLM=0")
