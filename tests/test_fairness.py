@@ -403,7 +403,22 @@ def test_correlated_variants_widen_the_flip_interval_and_a_bound_gate_fails(demo
     # The interval resamples prompts: it is the clustered one, wider than the flat list's.
     lines = out.block["predictions"]
     flips = [float(x["variant"]["flipped"]) for x in lines]
-    prompts = [x["row"] for x in lines]
+    # a prompt's variants are one draw; a variant that is another held-out row joins that row
+    own = {r.prompt[-1]["content"]: r.index for r in rows}
+    joined = {}
+    for x in lines:
+        other = own.get(x["prompt"], x["row"])
+        joined.setdefault(x["row"], set()).add(other)
+        joined.setdefault(other, set()).add(x["row"])
+
+    def cluster(i, seen=None):
+        seen = seen if seen is not None else set()
+        if i in seen:
+            return i
+        seen.add(i)
+        return min([i, *(cluster(j, seen) for j in joined.get(i, ()))])
+
+    prompts = [cluster(x["row"]) for x in lines]
     assert axis["flip_rate_ci"] == clustered_ci(flips, prompts, n_boot=task.stats.n_boot,
                                                 seed=task.stats.seed)
     naive = naive_ci(flips, n_boot=task.stats.n_boot, seed=task.stats.seed)

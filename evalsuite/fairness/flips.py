@@ -1,7 +1,9 @@
 """What the answers to counterfactual variants say, per axis: flips, similarity, tone, worst case.
 
 Every measure comes with a prompt-clustered 95% interval (a prompt's variants are answered
-alike, so prompts are the independent draws) and flat keys for the gates:
+alike, so prompts are the independent draws; two held-out rows that are each other's variant,
+as the demo's gender pairs are, compare the same two answers and form one cluster) and flat
+keys for the gates:
 ``counterfactual.<axis>.<measure>`` with ``.lower95`` / ``.upper95``, and the worst axis as
 ``counterfactual.<measure>``.
 """
@@ -14,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from evalsuite.fairness.context import _Context, outcome_value
-from evalsuite.fairness.counterfactual import _Answer, _example, _prediction_line, _user_text
+from evalsuite.fairness.counterfactual import (
+    _Answer,
+    _example,
+    _prediction_line,
+    _prompt_key,
+    _user_text,
+)
 from evalsuite.fairness.intervals import _num, clustered_ci, naive_ci, put_flat
 from evalsuite.fairness.metrics import flip_rate, worst_case_accuracy
 from evalsuite.fairness.sentiment import sentiment_gap, sentiment_scores, tone_by_group
@@ -23,6 +31,29 @@ from evalsuite.labels import extract
 MEASURES = (("flip_rate", max), ("similarity", min), ("worst_case_accuracy", min),
             ("sentiment_gap", max))
 """Flat counterfactual measures and how the worst axis is picked for each."""
+
+
+def swap_clusters(answers: Sequence[_Answer], rows: Sequence[Any]) -> list[int]:
+    """The independent unit of each answer: its row, joined with every held-out row it swaps to.
+
+    A variant whose prompt is another held-out row's prompt reuses that row's answer, so the
+    swap A -> B and the swap B -> A flip together; counted as two clusters they would make the
+    interval too narrow by about the square root of 2.
+    """
+    index = {_prompt_key(r.prompt): r.index for r in rows}
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            i = parent[i]
+        return i
+
+    for a in answers:
+        other = index.get(a.variant.key)
+        if other is not None:
+            parent[max(root(a.variant.row.index), root(other))] = min(
+                root(a.variant.row.index), root(other))
+    return [root(a.variant.row.index) for a in answers]
 
 
 def counterfactual_block(
@@ -57,7 +88,7 @@ def axis_result(ctx: _Context, outputs: Sequence[str], answers: list[_Answer]) -
     scored = [(ok, [a.correct for a in by_row[r.index] if a.correct is not None])
               for r, ok in zip(varied, orig_ok, strict=True) if ok is not None]
     flips = [float(a.flipped) for a in answers]
-    prompts = [a.variant.row.index for a in answers]
+    prompts = swap_clusters(answers, ctx.rows)
     sims = [a.similarity for a in answers]
     worst_rows = [min([o, *vs]) for o, vs in scored]
     boot = {"n_boot": ctx.n_boot, "seed": ctx.seed}
@@ -119,7 +150,8 @@ def answer_arrays(ctx: _Context, answers: list[_Answer], outputs: Sequence[str]
                   ) -> dict[str, Any]:
     """One model's per-answer numbers on one axis, in plan order (the same for every model)."""
     return {
-        "prompts": [a.variant.row.index for a in answers],
+        "prompts": swap_clusters(answers, ctx.rows),
+        "rows": [a.variant.row.index for a in answers],
         "flips": np.asarray([float(a.flipped) for a in answers]),
         "similarity": np.asarray([a.similarity for a in answers], dtype=float),
         "tones": tone_by_group(tone_pairs(ctx, answers, outputs)),

@@ -106,7 +106,8 @@ def sentiment_test(base: Mapping[str, Any], model: Mapping[str, Any], *, seed: i
     if None in gaps:
         return _result(gaps[0], gaps[1], None, None, "fewer than two groups")
     observed = abs(gaps[1] - gaps[0])
-    prompts = sorted(set(base["prompts"]))
+    # the tones are keyed by row (sentiment.tone_by_group), not by swap cluster
+    prompts = sorted(set(base["rows"]))
     index = {c: k for k, c in enumerate(prompts)}
     rng = np.random.default_rng(seed)
     n = min(n_permutations, 2000)
