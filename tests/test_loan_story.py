@@ -45,7 +45,12 @@ def loan_story(tmp_path_factory, tiny_dir):
     return json.loads((folder / "eval" / "results.json").read_text())["models"]
 
 
+@pytest.mark.slow  # two tiny trainings: ~3.5 min of one core (measured under load)
 def test_the_race_bias_shows_in_the_biased_adapter_and_rebalancing_removes_it(loan_story):
+    # Measured once: biased 1.000 (80/80), fair 0.000. The fair adapter answers "decline" to
+    # every held-out row (decision accuracy 0.21): a counterfactual copy keeps the biased
+    # labels, so both races share the biased approval rate (0.37) and the tiny adapter learns
+    # the majority. It treats the races alike, but this test shows no more than that.
     biased, fair = loan_story["biased"]["flat"], loan_story["fair"]["flat"]
     race_biased = biased["counterfactual.race.flip_rate"]
     race_fair = fair["counterfactual.race.flip_rate"]
