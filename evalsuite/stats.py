@@ -1,6 +1,8 @@
 """Statistics: seeded bootstrap CIs, paired comparisons and paired p-values.
 
-- Every metric gets a percentile bootstrap 95% CI (1,000 resamples by default, seeded).
+- Every metric gets a percentile bootstrap 95% CI (1,000 resamples by default, seeded); a
+  sample that is all 0 or all 1 has nothing to resample and gets the exact binomial
+  (Clopper-Pearson) interval instead (:func:`unanimous_ci`).
 - Every pair of models on the same rows gets the delta (``b - a``), a paired bootstrap CI
   (the same resample indices for both, as sacrebleu's paired bootstrap does) and a paired
   p-value: exact McNemar (statsmodels) when both score vectors are 0/1, else a paired
@@ -72,8 +74,30 @@ def bootstrap_ci(
     s, w = _arrays(scores, weights)
     if s.size == 0:
         return float("nan"), float("nan")
+    unanimous = unanimous_ci(s, alpha=alpha)
+    if unanimous is not None:
+        return unanimous
     means = _resampled_means(s, w, n_boot, np.random.default_rng(seed))
     lo, hi = np.nanquantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def unanimous_ci(scores: Sequence[float], *, alpha: float = 0.05) -> tuple[float, float] | None:
+    """Clopper-Pearson interval when every score is 0 or every score is 1, else None.
+
+    Resampling a sample with no variation gives a zero-width interval: 300 of 300 right, or
+    0 flips in 5 swaps, would read as certain at any sample size, and a gate on the bound would
+    pass "with evidence" on five rows. The exact binomial interval on the resampled units
+    (rows, or whole prompts for a clustered bootstrap) says what that many units can show:
+    300/300 gives [0.988, 1], 0/140 gives [0, 0.026]. statsmodels' ``proportion_confint``
+    (``method="beta"``), the bound ``evalsuite plan`` sizes gates with.
+    """
+    s = np.asarray(scores, dtype=float)
+    if s.size == 0 or not (np.all(s == 0) or np.all(s == 1)):
+        return None
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(int(s.sum()), s.size, alpha=alpha, method="beta")
     return float(lo), float(hi)
 
 

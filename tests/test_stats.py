@@ -48,8 +48,8 @@ def test_bootstrap_ci_is_seeded_and_close_to_the_normal_approximation():
     assert lo < p < hi
     half = 1.96 * math.sqrt(p * (1 - p) / x.size)
     assert (hi - lo) / 2 == pytest.approx(half, rel=0.15)
-    # a constant score has no sampling variation
-    assert stats.bootstrap_ci(np.ones(50)) == (1.0, 1.0)
+    # a constant continuous score has no sampling variation
+    assert stats.bootstrap_ci(np.full(50, 0.5)) == (0.5, 0.5)
     lo_small, hi_small = stats.bootstrap_ci(x[:50], n_boot=2000, seed=3)
     assert hi_small - lo_small > hi - lo  # fewer rows, wider interval
 
@@ -183,3 +183,34 @@ def test_holm_holds_the_family_error_rate_of_a_runs_comparisons(monkeypatch):
     assert 0.25 <= any_raw <= 0.45  # measured 0.35 (seed 0)
     assert any_holm <= 0.08  # measured 0.045
     assert any_raw > 4 * any_holm
+
+
+@pytest.mark.parametrize(("k", "n"), [(300, 300), (0, 140), (0, 5), (12, 12)])
+def test_unanimous_binary_scores_get_the_exact_binomial_interval(k, n):
+    """All right (or all wrong) is not certainty: the bootstrap's [1, 1] would let a gate on
+    the bound pass "with evidence" on a handful of rows. Cross-checked with statsmodels."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    scores = np.full(n, 1.0 if k else 0.0)
+    lo, hi = stats.bootstrap_ci(scores)
+    ref = proportion_confint(k, n, alpha=0.05, method="beta")
+    assert (lo, hi) == pytest.approx(ref)
+    assert hi - lo > 0
+    # fewer units, wider interval: 5 rows prove less than 140
+    if n == 5:
+        assert (hi if k == 0 else 1 - lo) > 0.4
+    summary = stats.summarize(list(scores))
+    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx(ref)
+
+
+def test_a_clustered_rate_with_no_flips_is_bounded_by_its_prompts():
+    """0 flips over 40 prompts x 3 variants: the interval is the binomial one over the 40
+    prompts (the independent units), not over the 120 swaps, and not [0, 0]."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from evalsuite.fairness.intervals import clustered_ci
+
+    prompts = [p for p in range(40) for _ in range(3)]
+    lo, hi = clustered_ci([0.0] * 120, prompts)
+    assert (lo, hi) == pytest.approx(proportion_confint(0, 40, method="beta"))
+    assert hi > proportion_confint(0, 120, method="beta")[1]
