@@ -188,3 +188,24 @@ def test_validation_split_without_ids_is_the_plain_seeded_split() -> None:
     keys = [split_key(r, i + 1) for i, r in enumerate(rows)]
     assert split_heldout(rows, 0.2, 7, keys) == split_heldout(rows, 0.2, 7)
     assert len(split_heldout(rows, 0.2, 7)[1]) == 10
+
+
+def test_a_copy_of_a_copy_points_at_the_first_original() -> None:
+    """Chained axes (and upsampling their output) keep one source per original row."""
+    rows = [
+        {"id": "r1", "decision": "approve", "messages": [
+            {"role": "user", "content": "Jamal Washington asks for a loan; should he get it?"},
+            {"role": "assistant", "content": "approve"}]},
+        {"id": "r2", "decision": "deny", "messages": [
+            {"role": "user", "content": "Emily Walsh asks for a loan; should she get it?"},
+            {"role": "assistant", "content": "deny"}]},
+    ]
+    out = rebalance_rows(rows, "counterfactual", axis=["race", "gender"])
+    copies = [r for r in out if r.get("augmented")]
+    assert any(r["id"].count("-cf") == 2 for r in copies)  # some copy of a copy exists
+    assert {r["id"]: r["source_id"] for r in copies} == {
+        r["id"]: r["id"].split("-")[0] for r in copies}
+    # upsampling copies (a second call on the first call's output) keeps the originals
+    extra = [r for r in rebalance_rows(copies[:3] + [rows[1]], "upsample", by="decision")
+             if r.get("augmented") == "upsample"]
+    assert extra and all(r["source_id"] in ("r1", "r2") for r in extra)

@@ -68,7 +68,8 @@ def counterfactual_row(row: dict[str, Any], axis: str = "gender",
         elif isinstance(out.get(key), str) and to is not None and out[key] in axis_groups(axis):
             out[key] = to
     if "id" in out:
-        out["source_id"] = row["id"]
+        # A copy of a copy points at the first original, so all twins share one split side.
+        out["source_id"] = row.get("source_id", row["id"])
         out["id"] = f"{row['id']}-cf" if to is None else f"{row['id']}-cf-{to}"
     out["augmented"] = "counterfactual"
     return out
@@ -213,7 +214,7 @@ def rebalance_rows(
         for n, i in enumerate(rng.choices(members, k=target - len(members))):
             extra = copy.deepcopy(rows[i])
             if "id" in extra:
-                extra["source_id"] = rows[i]["id"]
+                extra["source_id"] = rows[i].get("source_id", rows[i]["id"])
                 extra["id"] = f"{rows[i]['id']}-up{n}"
             extra["augmented"] = "upsample"
             out.append(extra)
