@@ -7,10 +7,11 @@ report.html and the app's Reports tab all say the same thing:
     passes 3/3 gates
     biased — do not ship: changes its answer on 88% of gender swaps (gate ≤ 5%); ...
 
-The outcome is the gates', in three states (``evalsuite.gates``): every gate passes with
-evidence (its 95% bound, or its Holm-adjusted p-value, passes too): ships; every gate passes
-but some only on the point estimate: more data needed; one fails: do not ship. A model with
-warnings (``models[name]["warnings"]``, e.g. a no-op adapter) is never "ships" without a look.
+The outcome is the gates' (``evalsuite.gates``): every gate passes with evidence (its 95%
+bound, or its Holm-adjusted p-value, passes too): ships; every gate passes but some only on the
+point estimate, or with no interval to read it against: more data needed; one fails: do not
+ship. A model with warnings (``models[name]["warnings"]``, e.g. a no-op adapter) is never
+"ships" without a look.
 p-values against the base are read Holm-adjusted across the run's comparisons.
 """
 
@@ -25,7 +26,8 @@ from evalsuite.gates import EVIDENCE, FAILS, NO_INTERVAL, POINT_ONLY, split_evid
 SHIPS = "ships"
 NO_SHIP = "do not ship"
 MORE_DATA = "more data needed"
-"""Every gate passes, some only on the point estimate: their 95% bound does not (yet)."""
+"""Every gate passes, some only on the point estimate: their 95% bound does not (yet), or
+they have no interval at all, so nothing shows the pass is more than chance."""
 REVIEW = "review before shipping"
 NOT_JUDGED = "not judged"
 OPS_SHOWN = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "!=": "≠"}
@@ -237,10 +239,13 @@ def verdict(results: dict[str, Any], name: str) -> Verdict:
             evidence.append(headline)
         return Verdict(name, NO_SHIP, evidence, warnings)
     short = [g for g, s in zip(gates, states, strict=True) if s == POINT_ONLY]
+    bare = [g for g, s in zip(gates, states, strict=True) if s == NO_INTERVAL]
     tally = _tally(states)
-    if short:
+    if short or bare:
         evidence = [f"passes on the point estimate only: {_bound_words(g, model)}"
                     for g in short]
+        evidence += [f"passes with no 95% interval to read it against: {gate_words(g, model)}"
+                     for g in bare]
         evidence += [e for e in (tally, headline) if e]
         return Verdict(name, MORE_DATA, evidence, warnings)
     evidence = [e for e in (headline, tally) if e]
@@ -264,7 +269,8 @@ def summary(found: list[Verdict]) -> str:
     """One sentence over all verdicts: ``Ship: fair. Do not ship: biased.``."""
     said = []
     for outcome, lead in ((SHIPS, "Ship"), (NO_SHIP, "Do not ship"),
-                          (MORE_DATA, "Passes on the point estimate only, more data needed"),
+                          (MORE_DATA, "Passes without evidence (point estimate only or "
+                                      "no interval), more data needed"),
                           (REVIEW, "Look first at"),
                           (NOT_JUDGED, "Not judged (no gates)")):
         names = [v.model for v in found if v.outcome == outcome]

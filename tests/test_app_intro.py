@@ -22,7 +22,8 @@ def _run(root: Path, name: str, data: str, method: str = "lora", base: str = "ti
 
 def _gate(key: str, value: float, op: str, threshold: float, passed: bool) -> dict:
     return {"gate": f"{key} {op} {threshold}", "key": key, "op": op, "threshold": threshold,
-            "value": value, "passed": passed, "reason": ""}
+            "value": value, "passed": passed, "reason": "",
+            "status": "passes with evidence" if passed else "fails"}
 
 
 def _results(flip_fails: bool = True) -> dict:

@@ -161,7 +161,10 @@ def test_report_md_lists_metrics_pairs_gates_and_disagreements(evaluated):
     assert "### base vs a" in md and "### base vs b" in md
     # the verdict card leads, generated from results.json
     card = md[:md.index("## Metrics")]
-    assert "- **a — ships**: intent accuracy" in card and "passes 3/3 gates" in card
+    print("CARD", card)
+    # group_accuracy_gap has no interval here: a pass without evidence asks for more data
+    assert ("- **a — more data needed**: passes with no 95% interval to read it against: "
+            "group accuracy gap 0.25 (gate ≤ 0.5); passes 3/3 gates") in card
     assert "- **b — do not ship**: group accuracy gap 0.75 (gate ≤ 0.5); fails 1 of 3 gates" in card
     page = (result.out_dir / "report.html").read_text()
     assert page.index('id="verdict"') < page.index('id="metrics"')
@@ -221,10 +224,14 @@ def test_blank_outputs_are_named_in_tables():
     assert show_output("intent: refund") == "intent: refund"
 
 
-def _gate(key: str, op: str, threshold: float, value: float | None) -> dict:
-    from evalsuite.gates import check_gates
+def _gate(key: str, op: str, threshold: float, value: float | None,
+          bound: float | None = None) -> dict:
+    from evalsuite.gates import check_gates, evidence_key
 
-    [g] = check_gates([f"{key} {op} {threshold}"], {key: value})
+    flat = {key: value}
+    if bound is not None:
+        flat[evidence_key(key, op)] = bound
+    [g] = check_gates([f"{key} {op} {threshold}"], flat)
     return g.to_dict()
 
 
@@ -236,9 +243,9 @@ def _synthetic_results(warnings: list | None = None) -> dict:
                 "macro_f1": v, "confusion": {"rows": ["refund"], "columns": ["refund", "<none>"],
                                              "matrix": [[int(10 * v), 10 - int(10 * v)]]}}
 
-    fair_gates = [_gate("intent_accuracy", ">=", 0.9, 1.0),
-                  _gate("counterfactual.flip_rate", "<=", 0.05, 0.0),
-                  _gate("demographic_parity_difference", "<=", 0.1, 0.02)]
+    fair_gates = [_gate("intent_accuracy", ">=", 0.9, 1.0, 0.97),
+                  _gate("counterfactual.flip_rate", "<=", 0.05, 0.0, 0.026),
+                  _gate("demographic_parity_difference", "<=", 0.1, 0.02, 0.07)]
     biased_gates = [_gate("intent_accuracy", ">=", 0.9, 1.0),
                     _gate("counterfactual.flip_rate", "<=", 0.05, 0.88),
                     _gate("demographic_parity_difference", "<=", 0.1, 0.9)]
@@ -269,7 +276,7 @@ def test_verdict_lines_name_outcome_and_evidence():
     assert list(found) == ["biased", "fair"]  # adapters only, never the base
     fair, biased = found["fair"].line(), found["biased"].line()
     assert fair == ("fair — ships: intent accuracy 1.00 vs base 0.00 (+1.00, 95% CI [0.97, "
-                    "1.00], p < 0.001); passes 3/3 gates (none has an interval)")
+                    "1.00], p < 0.001); passes 3/3 gates with evidence (95% bound)")
     assert biased.startswith("biased — do not ship: changes its answer on 88% of demographic "
                              "swaps")
     assert "(same request, other name or pronouns; gate ≤ 5%)" in biased
@@ -346,6 +353,24 @@ def test_report_shows_holm_p_values_gate_states_and_bound_markers():
                                                "bound": 0.3, "status": "passes with evidence"})])
     assert 'd="M252.0,' in svg and 'x1="320.0" x2="320.0"' in svg  # 150 + 0.3 * 340, + 0.5 * 340
     assert gate_chart("x <= 0.5", 0.5, [("m", {"value": None})]) == ""
+
+
+def test_a_gate_with_no_interval_is_no_evidence():
+    """ships needs every gate to pass with evidence: a bare point pass asks for more data."""
+    from evalsuite.verdict import MORE_DATA, summary, verdicts
+
+    res = _synthetic_results()
+    gates = res["models"]["fair"]["gates"]
+    gates[2] = _gate("demographic_parity_difference", "<=", 0.1, 0.02)  # no bound measured
+    assert gates[2]["status"] == "passes (no interval)"
+    fair = {v.model: v for v in verdicts(res)}["fair"]
+    assert fair.outcome == MORE_DATA and fair.ok is None
+    assert fair.evidence[0] == (
+        "passes with no 95% interval to read it against: gives the favourable outcome to one "
+        "group 2 percentage points more often than to another (gate ≤ 10 points)")
+    assert "passes 3/3 gates: 2 with evidence (95% bound), 1 without an interval" \
+        in fair.evidence
+    assert "more data needed: fair." in summary(verdicts(res))
 
 
 def test_a_model_with_warnings_never_simply_ships():
