@@ -20,8 +20,12 @@ from typing import Any
 
 from finetune.errors import InputError, UsageError, first_line
 
-API_KEY_VARIABLES = ("TUNEPROOF_API_KEY", "OPENAI_API_KEY")
-"""Environment variables an API key is read from, first set wins."""
+API_KEY_VARIABLES = ("TUNEPROOF_API_KEY",)
+"""Environment variables an API key is read from, first set wins.
+
+Never ``OPENAI_API_KEY``: a user's real OpenAI key would travel to whatever ``--backend``
+server is named, plain-http remote ones included.
+"""
 
 
 class ServerError(InputError):

@@ -66,7 +66,7 @@ class ServerBackend:
         base: the base reference the servers run (``tiny``, ``smollm2``, a folder): its
             tokenizer renders the prompts here.
         adapters: name -> adapter folder or run directory, loaded where not served.
-        api_key: default from ``TUNEPROOF_API_KEY`` or ``OPENAI_API_KEY``.
+        api_key: default from ``TUNEPROOF_API_KEY`` (never ``OPENAI_API_KEY``).
         timeout: seconds per request; retries, backoff: see :class:`Client`.
         concurrency: requests in flight at once.
         batch_size: prompts per request.

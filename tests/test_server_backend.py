@@ -185,3 +185,14 @@ def test_app_backend_loads_the_registry_adapters_into_the_server(app_runs_dir, s
     steps = list(ctx.engine.stream(_prompts(1)[0], [BASE, "fair"],
                                    GenerationConfig(max_new_tokens=3)))
     assert len(steps[-1]) == 2
+
+
+def test_an_openai_key_is_never_sent_to_a_backend(monkeypatch):
+    """A real OpenAI key in the environment must not travel to any --backend server."""
+    from evalsuite.http_client import api_key_from_env
+
+    monkeypatch.delenv("TUNEPROOF_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-real")
+    assert api_key_from_env() is None
+    monkeypatch.setenv("TUNEPROOF_API_KEY", "sk-tuneproof")
+    assert api_key_from_env() == "sk-tuneproof"
