@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=_env("TUNEPROOF_DEVICE"), help="cpu, cuda... (default auto)")
     p.add_argument("--backend", action="append", default=None, metavar="URL",
                    help="OpenAI-compatible server(s) (vLLM) serving --base and the adapters, "
-                        "instead of loading them here (docs/serving.md)")
+                        "instead of loading them here; implies --no-demo (docs/serving.md)")
     p.add_argument("--max-new-tokens", type=int,
                    default=_env_int(("TUNEPROOF_MAX_NEW_TOKENS",), 64),
                    help="cap on max_new_tokens per request (TUNEPROOF_MAX_NEW_TOKENS)")
@@ -120,9 +120,10 @@ def default_demo_dir(runs: Path, base: str) -> Path:
 def prepare(args: argparse.Namespace, demo_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Find the adapters, results and held-out data the app will serve.
 
-    With no adapters in ``--runs`` (and no ``--no-demo``) the app serves the demo folder: a
-    finished demo as it is, else whatever is built so far, with ``build`` set to the demo
-    folder so that :func:`build` builds the rest in the background. A demo built with other
+    With no adapters in ``--runs`` (and no ``--no-demo``, or ``--backend``, which implies it)
+    the app serves the demo folder: a finished demo as it is, else whatever is built so far,
+    with ``build`` set to the demo folder so that :func:`build` builds the rest in the
+    background. A demo built with other
     settings than today's recipe (``demo_options`` as :func:`build` gets them) is set aside
     (renamed, not deleted) and built anew.
     """
@@ -134,7 +135,13 @@ def prepare(args: argparse.Namespace, demo_options: dict[str, Any] | None = None
     results = [Path(r) for r in args.results]
     heldout = Path(args.heldout) if args.heldout else None
     pending = None
-    if not len(Registry(runs)) and not args.no_demo:
+    no_demo = args.no_demo
+    if getattr(args, "backend", None) and not no_demo and not len(Registry(runs)):
+        # the demo's adapters train LoRA on embed_tokens, which vLLM cannot serve
+        print(f"app: --backend implies --no-demo (vLLM cannot serve the demo's adapters); "
+              f"serving the adapters in {runs}", flush=True)
+        no_demo = True
+    if not len(Registry(runs)) and not no_demo:
         runs, evaldir = demo_dir / "runs", demo_dir / "eval"
         recipe = {k: v for k, v in (demo_options or {}).items()
                   if k in ("demo_config", "train_overrides")}

@@ -120,6 +120,16 @@ def test_no_demo_serves_the_base_alone(tmp_path):
     assert app.prepare(args)["runs"] == tmp_path / "none"
 
 
+def test_backend_implies_no_demo(tmp_path, capsys):
+    """vLLM cannot serve the demo's adapters (LoRA on embed_tokens): none is trained."""
+    args = app.parse_args(["--base", "tiny", "--runs", str(tmp_path / "none"),
+                           "--backend", "http://127.0.0.1:9"])
+    where = app.prepare(args)
+    assert where["runs"] == tmp_path / "none" and where["build"] is None
+    assert "--backend implies --no-demo" in capsys.readouterr().out
+    assert not (tmp_path / "demo").exists()
+
+
 def test_auth_option_requires_the_login(launch_app, monkeypatch):
     import socket
 
