@@ -44,6 +44,7 @@ from finetune.data.axes.names import (
     core_gender,
     core_gender_partner,
 )
+from finetune.data.axes.text import case_like as _case_like
 from finetune.data.axes.text import fold
 
 __all__ = ["AXES", "axes", "counterfactual_variants", "find_terms", "groups", "infer_group",
@@ -158,15 +159,6 @@ _NOT_NAMES = frozenset(
     july august january march october monday friday sunday tuesday sincere hence con said
     skip edit unnamed server""".split()
 )
-
-
-def _case_like(template: str, word: str) -> str:
-    """Return ``word`` in the letter case of ``template`` (UPPER, Title or lower)."""
-    if template.isupper() and len(template) > 1:
-        return word.upper()
-    if template[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word
 
 
 @cache
