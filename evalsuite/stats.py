@@ -82,23 +82,35 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def binomial_ci(k: float, n: float, *, alpha: float = 0.05) -> tuple[float, float]:
+    """Clopper-Pearson (exact binomial) interval of ``k`` successes in ``n`` units.
+
+    ``k`` may be fractional (a clustered rate times its number of clusters): the bounds are
+    the Beta quantiles that define the interval, which for whole ``k`` equal statsmodels'
+    ``proportion_confint(k, n, method="beta")``, the bound ``evalsuite plan`` sizes gates with.
+    """
+    from scipy.stats import beta
+
+    if n <= 0:
+        return float("nan"), float("nan")
+    lo = 0.0 if k <= 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k >= n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
 def unanimous_ci(scores: Sequence[float], *, alpha: float = 0.05) -> tuple[float, float] | None:
-    """Clopper-Pearson interval when every score is 0 or every score is 1, else None.
+    """:func:`binomial_ci` when every score is 0 or every score is 1, else None.
 
     Resampling a sample with no variation gives a zero-width interval: 300 of 300 right, or
     0 flips in 5 swaps, would read as certain at any sample size, and a gate on the bound would
     pass "with evidence" on five rows. The exact binomial interval on the resampled units
     (rows, or whole prompts for a clustered bootstrap) says what that many units can show:
-    300/300 gives [0.988, 1], 0/140 gives [0, 0.026]. statsmodels' ``proportion_confint``
-    (``method="beta"``), the bound ``evalsuite plan`` sizes gates with.
+    300/300 gives [0.988, 1], 0/140 gives [0, 0.026].
     """
     s = np.asarray(scores, dtype=float)
     if s.size == 0 or not (np.all(s == 0) or np.all(s == 1)):
         return None
-    from statsmodels.stats.proportion import proportion_confint
-
-    lo, hi = proportion_confint(int(s.sum()), s.size, alpha=alpha, method="beta")
-    return float(lo), float(hi)
+    return binomial_ci(float(s.sum()), s.size, alpha=alpha)
 
 
 def paired_bootstrap_ci(
@@ -225,8 +237,17 @@ def summarize(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict[str, float | int | None]:
-    """``{"value", "ci_low", "ci_high", "n"}`` for one metric of one model."""
-    lo, hi = bootstrap_ci(scores, weights, n_boot=n_boot, seed=seed)
+    """``{"value", "ci_low", "ci_high", "n"}`` for one metric of one model.
+
+    A 0/1 score on equally weighted rows (accuracy, exact match) gets the exact binomial
+    interval (:func:`binomial_ci`): near 0 and 1 the percentile bootstrap is too narrow (29 of
+    30 right would bound tighter than 30 of 30), and the gate bounds must agree with
+    ``evalsuite plan``. Any other score gets the percentile bootstrap.
+    """
+    if len(scores) and is_binary(scores) and (weights is None or np.ptp(weights) == 0):
+        lo, hi = binomial_ci(float(np.sum(scores)), len(scores))
+    else:
+        lo, hi = bootstrap_ci(scores, weights, n_boot=n_boot, seed=seed)
     return {
         "value": _num(weighted_mean(scores, weights)),
         "ci_low": _num(lo),

@@ -214,3 +214,37 @@ def test_a_clustered_rate_with_no_flips_is_bounded_by_its_prompts():
     lo, hi = clustered_ci([0.0] * 120, prompts)
     assert (lo, hi) == pytest.approx(proportion_confint(0, 40, method="beta"))
     assert hi > proportion_confint(0, 120, method="beta")[1]
+
+
+def test_binary_bounds_move_the_right_way_with_the_evidence():
+    """Review finding: with the bootstrap near 0 and 1, 29/30 right bounded tighter than 30/30
+    and one flip in 140 prompts tighter than none. Binary rates now read the exact binomial
+    interval (the one `evalsuite plan` sizes gates with), so more evidence never hurts."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from evalsuite.fairness.intervals import clustered_ci
+
+    for k, n in ((29, 30), (30, 30), (0, 140), (3, 140)):
+        assert stats.binomial_ci(k, n) == pytest.approx(proportion_confint(k, n, method="beta"))
+    lower = [stats.summarize([1.0] * k + [0.0] * (30 - k))["ci_low"] for k in (28, 29, 30)]
+    assert lower[0] < lower[1] < lower[2]
+    prompts = [p for p in range(140) for _ in range(2)]
+    none = clustered_ci([0.0] * 280, prompts)
+    one = clustered_ci([1.0] + [0.0] * 279, prompts)
+    assert none[1] < one[1]
+
+
+def test_group_intervals_without_spread_say_so():
+    """Six rows, nobody selected: each group's rate gets its binomial interval and the gap
+    has none (not [0, 0], which a gate would read as proof of parity)."""
+    from evalsuite.fairness.intervals import gap_interval
+    from evalsuite.fairness.metrics import group_scores
+
+    out = group_scores([0, 0, 0, 0, 0, 0], ["a", "a", "a", "b", "b", "b"], n_boot=200,
+                       n_permutations=0)
+    assert out["gap"] == 0 and out["gap_ci"] == [None, None]
+    assert out["by_group"]["a"]["ci"] == pytest.approx(list(stats.binomial_ci(0, 3)))
+    # Two groups: the bound on the gap's size is the larger end of the signed interval.
+    draws = np.random.default_rng(0).normal(0.0, 0.04, size=2000)
+    lo, hi = gap_interval(draws, 2)
+    assert hi == pytest.approx(max(abs(lo), np.quantile(draws, 0.975)))

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.stats import bootstrap_ci, paired_bootstrap_ci
+from evalsuite.stats import binomial_ci, bootstrap_ci, is_binary, paired_bootstrap_ci
 
 _BLOCK = 256  # resamples per vectorised block, to bound memory on large sets
 
@@ -84,6 +84,13 @@ def clustered_ci(
         return None
     _, shares, sizes = cluster_shares(values, clusters)
     lo, hi = bootstrap_ci(shares, sizes, n_boot=n_boot, seed=seed)
+    if is_binary(values):
+        # A rate: never narrower than the exact binomial interval over the clusters (the
+        # independent units), which the percentile bootstrap undercuts near 0 and 1 -- with
+        # no flip at all it would be [0, 0]. Fractional successes: rate x clusters.
+        k = float(np.sum(values)) / len(values) * len(shares)
+        b_lo, b_hi = binomial_ci(k, len(shares))
+        lo, hi = min(lo, b_lo), max(hi, b_hi)
     return [_num(lo), _num(hi)]
 
 
@@ -164,7 +171,18 @@ def gap_interval(draws: np.ndarray, n_levels: int) -> list[float | None]:
     a bound at all (it excludes 0 even when every group is equal); the permutation p-value says
     whether the gap is real.
     """
+    finite = np.asarray(draws, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size and np.ptp(finite) == 0:
+        # No resample moved the gap (every row of every group alike): the bootstrap has
+        # nothing to say, and [0, 0] would pass a gate "with evidence" on six rows.
+        return [None, None]
     lo, hi = percentile(draws)
+    if n_levels == 2 and lo is not None and hi is not None:
+        # The gate reads the size of the gap whichever group is ahead: its upper bound is
+        # the larger end of the signed difference's interval (0.000 [-0.086, 0.080] is at
+        # most 0.086 apart, not 0.080).
+        return [lo, max(hi, -lo)]
     return [lo if n_levels == 2 else None, hi]
 
 

@@ -21,6 +21,7 @@ from evalsuite.fairness.intervals import (
     percentile,
     permutation_gap_p,
 )
+from evalsuite.stats import binomial_ci, is_binary
 
 FOUR_FIFTHS = 0.8
 """Disparate impact threshold: a selection-rate ratio below 0.8 fails the four-fifths rule."""
@@ -83,7 +84,7 @@ def group_scores(
         out["by_group"][level] = {
             "n": int((codes == k).sum()),
             "value": _num(point[k]),
-            "ci": None if draws is None else percentile(draws[:, k]),
+            "ci": None if draws is None else _rate_ci(y[codes == k], draws[:, k]),
         }
     if len(levels) >= 2:
         out["gap"] = _num(frame.difference()["value"])
@@ -94,6 +95,14 @@ def group_scores(
                                                         n_permutations=n_permutations,
                                                         seed=seed))
     return out
+
+
+def _rate_ci(y: np.ndarray, draws: np.ndarray) -> list[float | None]:
+    """A group's interval: exact binomial for a 0/1 score (never zero-width), else percentile."""
+    if is_binary(y):
+        lo, hi = binomial_ci(float(y.sum()), y.size)
+        return [_num(lo), _num(hi)]
+    return percentile(draws)
 
 
 def outcome_metrics(
@@ -161,7 +170,10 @@ def outcome_metrics(
         with np.errstate(invalid="ignore", divide="ignore"):
             ratios = np.where(np.nanmax(means, axis=1) > 0,
                               np.nanmin(means, axis=1) / np.nanmax(means, axis=1), 1.0)
-        out["demographic_parity_ratio_ci"] = percentile(ratios)
+        # No spread (nobody, or everybody, selected in every resample): no interval, not [1, 1].
+        finite = ratios[np.isfinite(ratios)]
+        flat = finite.size == 0 or np.ptp(finite) == 0
+        out["demographic_parity_ratio_ci"] = [None, None] if flat else percentile(ratios)
     if true is not None:
         out["error_rates"] = errors = error_rates(y_true, y_pred, sens, n_boot=n_boot, seed=seed)
         if _defined_odds(y_true, sens):
