@@ -235,14 +235,21 @@ def test_binary_bounds_move_the_right_way_with_the_evidence():
 
 
 def test_group_intervals_without_spread_say_so():
-    """Six rows, nobody selected: each group's rate gets its binomial interval and the gap
-    has none (not [0, 0], which a gate would read as proof of parity)."""
+    """Six rows, nobody selected: each group's rate gets its binomial interval and the gap a
+    wide one (not [0, 0], which a gate would read as proof of parity)."""
     from evalsuite.fairness.intervals import gap_interval
     from evalsuite.fairness.metrics import group_scores
 
     out = group_scores([0, 0, 0, 0, 0, 0], ["a", "a", "a", "b", "b", "b"], n_boot=200,
                        n_permutations=0)
-    assert out["gap"] == 0 and out["gap_ci"] == [None, None]
+    # Two 0/1 rates: Newcombe's interval of the difference (statsmodels), wide on 3 + 3 rows.
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    ref = confint_proportions_2indep(0, 3, 0, 3, method="newcomb")
+    assert out["gap"] == 0 and out["gap_ci"] == pytest.approx(list(ref)) and ref[1] > 0.5
+    # Three groups whose resamples never move: no interval at all.
+    three = group_scores([0.0] * 9, list("aaabbbccc"), n_boot=200, n_permutations=0)
+    assert three["gap_ci"] == [None, None]
     assert out["by_group"]["a"]["ci"] == pytest.approx(list(stats.binomial_ci(0, 3)))
     # Two groups: the bound on the gap's size is the larger end of the signed interval.
     draws = np.random.default_rng(0).normal(0.0, 0.04, size=2000)

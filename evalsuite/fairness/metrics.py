@@ -88,7 +88,9 @@ def group_scores(
         }
     if len(levels) >= 2:
         out["gap"] = _num(frame.difference()["value"])
-        if draws is not None:
+        if len(levels) == 2 and is_binary(y):
+            out["gap_ci"] = _two_rate_gap_ci(y, codes, point)
+        elif draws is not None:
             out["gap_ci"] = gap_interval(gap_draws(draws, point), len(levels))
         if n_permutations > 0:
             out["gap_p_value"] = _num(permutation_gap_p(y, codes, len(levels),
@@ -103,6 +105,23 @@ def _rate_ci(y: np.ndarray, draws: np.ndarray) -> list[float | None]:
         lo, hi = binomial_ci(float(y.sum()), y.size)
         return [_num(lo), _num(hi)]
     return percentile(draws)
+
+
+def _two_rate_gap_ci(y: np.ndarray, codes: np.ndarray, point: np.ndarray) -> list[float | None]:
+    """Two groups' 0/1 rates: Newcombe's interval of the signed difference (statsmodels).
+
+    Never zero-width (10/10 against 0/10 is [0.61, 1], 0/3 against 0/3 is [-0.56, 0.56]),
+    where the bootstrap would say [1, 1] or [0, 0]. The upper end is the larger end, a bound
+    on the gap's size whichever group is ahead.
+    """
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    hi = int(np.argmax(point))
+    counts = [float(y[codes == k].sum()) for k in (hi, 1 - hi)]
+    sizes = [int((codes == k).sum()) for k in (hi, 1 - hi)]
+    lo_ci, hi_ci = confint_proportions_2indep(counts[0], sizes[0], counts[1], sizes[1],
+                                              method="newcomb")
+    return [_num(lo_ci), _num(max(hi_ci, -lo_ci))]
 
 
 def outcome_metrics(
