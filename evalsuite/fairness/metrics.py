@@ -124,6 +124,24 @@ def _two_rate_gap_ci(y: np.ndarray, codes: np.ndarray, point: np.ndarray) -> lis
     return [_num(lo_ci), _num(max(hi_ci, -lo_ci))]
 
 
+def _ratio_box(by_group: dict[str, dict[str, Any]]) -> list[float | None]:
+    """Parity-ratio bounds from the groups' exact intervals, where no resample moved the ratio.
+
+    Every group always (or never) selected gives the bootstrap nothing to resample: the ratio
+    ``lowest / highest`` is then bounded by the lowest group's interval over the highest's
+    (a conservative box, e.g. 0/10 against 10/10 reads [0, 0.45]); with nobody selected at
+    all the ratio is undefined and has no interval.
+    """
+    cis = [g["ci"] for g in by_group.values()]
+    if any(ci is None or None in ci for ci in cis):
+        return [None, None]
+    low = min(by_group.values(), key=lambda g: g["value"])["ci"]
+    high = max(by_group.values(), key=lambda g: g["value"])["ci"]
+    if high[1] <= 0:
+        return [None, None]
+    return [_num(low[0] / high[1]), _num(1.0 if high[0] <= 0 else min(1.0, low[1] / high[0]))]
+
+
 def outcome_metrics(
     predicted: Sequence[int],
     groups: Sequence[str | None],
@@ -189,10 +207,10 @@ def outcome_metrics(
         with np.errstate(invalid="ignore", divide="ignore"):
             ratios = np.where(np.nanmax(means, axis=1) > 0,
                               np.nanmin(means, axis=1) / np.nanmax(means, axis=1), 1.0)
-        # No spread (nobody, or everybody, selected in every resample): no interval, not [1, 1].
         finite = ratios[np.isfinite(ratios)]
         flat = finite.size == 0 or np.ptp(finite) == 0
-        out["demographic_parity_ratio_ci"] = [None, None] if flat else percentile(ratios)
+        out["demographic_parity_ratio_ci"] = (_ratio_box(rates["by_group"]) if flat
+                                              else percentile(ratios))
     if true is not None:
         out["error_rates"] = errors = error_rates(y_true, y_pred, sens, n_boot=n_boot, seed=seed)
         if _defined_odds(y_true, sens):
