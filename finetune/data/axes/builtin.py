@@ -1,8 +1,9 @@
 """The built-in axes besides gender: race (first names), age (words and stated ages), religion.
 
-Gender keeps its own rules (pronouns, the demo's name table) in ``finetune.data.lexicon``;
-its :class:`Axis` here lists its groups and words for reports and user files. Colour words
-are not race terms ("a black laptop"), so race is signalled by first names only.
+Gender's data (word pairs, pronouns, first names) is in ``finetune.data.axes.gender`` and its
+swap rules run in ``finetune.data.lexicon``; its :class:`Axis` here lists its groups and words
+for reports and user files. Colour words are not race terms ("a black laptop"), so race is
+signalled by first names only.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from finetune.data.axes.gender import GENDER_TERMS, common_words, name_group
 from finetune.data.axes.model import Axis
 from finetune.data.axes.names import (
     FEMALE_ROWS,
@@ -24,8 +26,6 @@ RACE_THRESHOLD = 0.6
 
 def _race_rows(key: str) -> tuple[int, ...]:
     """Rows a non-curated name may swap to: those of its gender when the lexicon knows it."""
-    from finetune.data.lexicon import name_group
-
     gender = name_group(key)
     if gender == "female":
         return tuple(range(len(FEMALE_ROWS)))
@@ -41,8 +41,6 @@ def race(threshold: float = RACE_THRESHOLD) -> Axis:
     Common English words ("Can", "Will", "Hope") and gendered words are left out of the census
     names, as from the gender names.
     """
-    from finetune.data.lexicon import GENDER_TERMS, common_words
-
     skip = common_words() | {w for pair in GENDER_TERMS for w in pair}
     names = {n: v for n, v in census_names().items() if n not in skip}
     return Axis(
@@ -126,8 +124,6 @@ def religion() -> Axis:
 @cache
 def gender() -> Axis:
     """Gender as data (groups and paired words); its swaps run in ``finetune.data.lexicon``."""
-    from finetune.data.lexicon import GENDER_TERMS
-
     return Axis(name="gender", groups=("male", "female"), term_sets=GENDER_TERMS,
                 source="curated word pairs and pronouns; first names from the demo's table, "
                        "Faker (MIT) and the curated core")

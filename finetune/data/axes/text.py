@@ -5,7 +5,8 @@ Words are matched on word boundaries of any script ("Markéta" is one word), cas
 only when capitalised. A curated name swaps within its row (so a race swap of "Lakisha" gives
 "Emily": the row holds gender); any other decisive name swaps to a curated row chosen by a
 stable hash (within the rows ``Axis.row_pool`` allows), so swapping it back does not give the
-original name. The gender axis, with its pronoun rules, lives in ``finetune.data.lexicon``.
+original name. The gender axis runs its pronoun rules in ``finetune.data.lexicon`` (its data
+is in ``gender.py``).
 """
 
 from __future__ import annotations
