@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from evalsuite.engine import Generation, GenerationConfig
+from evalsuite.generation import Generation, GenerationConfig
 
 
 @runtime_checkable

@@ -24,58 +24,19 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evalsuite.cpu_linear import apply_layout, choose_layout
 from evalsuite.engine_adapters import AdapterLoading, resolve_adapter_dir
 from evalsuite.engine_likelihood import Likelihoods
+from evalsuite.generation import Generation, GenerationConfig
 from evalsuite.lora_batched import BASE
+from evalsuite.prompt_codec import PromptCodec
 from finetune.errors import UsageError
 from finetune.models import load_base
 
 __all__ = ["BASE", "Engine", "Generation", "GenerationConfig", "resolve_adapter_dir"]
-
-
-@dataclass
-class GenerationConfig:
-    """Decoding settings shared by every model of a call.
-
-    ``temperature`` 0 is greedy decoding; above 0 samples, reproducibly when ``seed`` is set.
-    """
-
-    max_new_tokens: int = 32
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise UsageError(
-                f"max_new_tokens: must be a positive integer, got {self.max_new_tokens!r}"
-            )
-        if self.temperature < 0:
-            raise UsageError(f"temperature: must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise UsageError(f"top_p: must be in (0, 1], got {self.top_p}")
-
-
-@dataclass
-class Generation:
-    """One model's answer to one prompt.
-
-    ``seconds`` is the wall time of the batched call that produced it (shared by the rows of
-    that call), ``n_tokens`` the tokens generated up to and including the end token, and
-    ``token_ids`` the generated ids before the end token.
-    """
-
-    model: str
-    text: str
-    n_tokens: int
-    seconds: float
-    token_ids: tuple[int, ...] = ()
-
 
 
 class _BatchStreamer:
@@ -98,7 +59,7 @@ class _BatchStreamer:
         self.queue.put(None)
 
 
-class Engine(AdapterLoading, Likelihoods):
+class Engine(PromptCodec, AdapterLoading, Likelihoods):
     """A base model plus named LoRA adapters, generating for all of them in one batch.
 
     Args:
@@ -162,10 +123,11 @@ class Engine(AdapterLoading, Likelihoods):
             self.add_adapter(name, path)
 
     # ----------------------------------------------------------------- adapters
-    @property
-    def model_names(self) -> list[str]:
-        """``[BASE, *adapter names]`` in the order the adapters were added."""
-        return [BASE, *self.adapter_dirs]
+    def _adapter_names(self) -> list[str]:
+        return list(self.adapter_dirs)
+
+    def _context_limit(self) -> tuple[int | None, str]:
+        return getattr(self.model.config, "max_position_embeddings", None), "model's"
 
     @property
     def is_peft(self) -> bool:
@@ -173,52 +135,7 @@ class Engine(AdapterLoading, Likelihoods):
         return bool(self.adapter_dirs)
 
     # add_adapter: evalsuite.engine_adapters.AdapterLoading
-    def _check_models(self, models: Sequence[str]) -> list[str]:
-        models = list(models)
-        if not models:
-            raise UsageError("models: give at least one model name")
-        for m in models:
-            if m not in self.model_names:
-                raise UsageError(
-                    f"model {m!r}: not loaded; known models: {', '.join(self.model_names)}"
-                )
-        return models
-
-    # ---------------------------------------------------------------- encoding
-    def render(self, messages: list[dict[str, str]]) -> str:
-        """The chat-template text of ``messages`` followed by the assistant's opening."""
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
-
-    def encode_prompt(self, messages: list[dict[str, str]], index: int = 0) -> list[int]:
-        """Token ids of a rendered prompt.
-
-        Raises:
-            UsageError: the prompt is longer than ``max_prompt_tokens``.
-        """
-        ids = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-        if len(ids) > self.max_prompt_tokens:
-            raise UsageError(
-                f"prompt {index}: {len(ids)} tokens, more than max_prompt_tokens="
-                f"{self.max_prompt_tokens}"
-            )
-        return ids
-
-    def _check_config(self, config: GenerationConfig | None, longest: int) -> GenerationConfig:
-        config = config or GenerationConfig()
-        if config.max_new_tokens > self.max_new_tokens_cap:
-            raise UsageError(
-                f"max_new_tokens: {config.max_new_tokens} is above the cap of "
-                f"{self.max_new_tokens_cap}"
-            )
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit and longest + config.max_new_tokens > limit:
-            raise UsageError(
-                f"prompt + max_new_tokens: {longest} + {config.max_new_tokens} tokens exceed the "
-                f"model's context of {limit}"
-            )
-        return config
+    # model_names, render, encode_prompt, the checks: evalsuite.prompt_codec.PromptCodec
 
     def _generate_kwargs(self, config: GenerationConfig) -> dict[str, Any]:
         from transformers import GenerationConfig as HFGenerationConfig
@@ -290,13 +207,6 @@ class Engine(AdapterLoading, Likelihoods):
             self._mixed([BASE])
         return bool(self.batched_lora and self.is_peft and self._batched)
 
-    def _cut(self, tokens: list[int]) -> tuple[list[int], int]:
-        """Tokens before the first end token, and the count generated including it."""
-        for k, t in enumerate(tokens):
-            if t in self._eos:
-                return tokens[:k], k + 1
-        return tokens, len(tokens)
-
     # -------------------------------------------------------------- generation
     def generate(
         self,
@@ -322,11 +232,9 @@ class Engine(AdapterLoading, Likelihoods):
         import torch
         from tqdm.auto import tqdm
 
-        models = self._check_models(models)
-        encoded = [self.encode_prompt(p, i) for i, p in enumerate(prompts)]
+        models, encoded, config = self._prepare(prompts, models, config)
         if not encoded:
             return []
-        config = self._check_config(config, max(len(e) for e in encoded))
         kwargs = self._generate_kwargs(config)
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
         results: list[list[Generation | None]] = [[None] * len(models) for _ in encoded]

@@ -15,27 +15,7 @@ from finetune.errors import UsageError
 class Likelihoods:
     """Scoring continuations on :class:`~evalsuite.engine.Engine`, in mixed batches."""
 
-    def _encode_pair(self, context: str, continuation: str, index: int) -> tuple[list[int], int]:
-        tok = self.tokenizer
-        bos = tok.bos_token
-        special = not (bos and context.startswith(bos))
-        ctx = tok(context, add_special_tokens=special)["input_ids"]
-        whole = tok(context + continuation, add_special_tokens=special)["input_ids"]
-        if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
-            ids, n_ctx = whole, len(ctx)
-        else:  # the boundary merged into one token: score the continuation encoded alone
-            cont = tok(continuation, add_special_tokens=False)["input_ids"]
-            ids, n_ctx = ctx + cont, len(ctx)
-        if n_ctx == 0:
-            raise UsageError(f"item {index}: empty context; nothing to condition on")
-        if len(ids) == n_ctx:
-            raise UsageError(f"item {index}: empty continuation")
-        if len(ids) > self.max_prompt_tokens + self.max_new_tokens_cap:
-            raise UsageError(
-                f"item {index}: {len(ids)} tokens, more than max_prompt_tokens + "
-                f"max_new_tokens_cap={self.max_prompt_tokens + self.max_new_tokens_cap}"
-            )
-        return ids, n_ctx
+    # _encode_pair: evalsuite.prompt_codec.PromptCodec
 
     def score_continuations(
         self,

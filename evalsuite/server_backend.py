@@ -27,18 +27,14 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from evalsuite.engine import BASE, Engine, Generation, GenerationConfig, resolve_adapter_dir
+from evalsuite.engine_adapters import resolve_adapter_dir
+from evalsuite.generation import Generation, GenerationConfig
 from evalsuite.http_client import Client, ServerError
+from evalsuite.lora_batched import BASE
+from evalsuite.prompt_codec import PromptCodec
 from evalsuite.server_info import ServerInfo, choices_of, prompt_logprobs
 from finetune.errors import UsageError
 from finetune.rundir import RUN_NAME_RULE, is_run_name
-
-# The engine's tokenization (pure functions of the tokenizer and the limits), reused as is so
-# that both backends turn a conversation into the same ids.
-_render = Engine.render
-_encode_prompt = Engine.encode_prompt
-_encode_pair = Engine._encode_pair
-_cut = Engine._cut
 
 
 def _eos_ids(base_path: str, tokenizer: Any) -> set[int]:
@@ -58,7 +54,7 @@ def _eos_ids(base_path: str, tokenizer: Any) -> set[int]:
     return set(eos if isinstance(eos, list) else [eos]) - {None}
 
 
-class ServerBackend:
+class ServerBackend(PromptCodec):
     """The base and named adapters on one or more OpenAI-compatible servers.
 
     Args:
@@ -115,10 +111,12 @@ class ServerBackend:
             self.add_adapter(name, path)
 
     # ------------------------------------------------------------------ models
-    @property
-    def model_names(self) -> list[str]:
-        """``[BASE, *adapter names]`` in the order the adapters were added."""
-        return [BASE, *self._adapters]
+    def _adapter_names(self) -> list[str]:
+        return list(self._adapters)
+
+    def _context_limit(self) -> tuple[int | None, str]:
+        limit = min((s.max_model_len for s in self.servers if s.max_model_len), default=None)
+        return limit, "server's"
 
     @property
     def served_adapters(self) -> list[str]:
@@ -165,35 +163,7 @@ class ServerBackend:
     def _server_id(self, server: ServerInfo, model: str) -> str:
         return server.base_id if model == BASE else model
 
-    def _check_models(self, models: Sequence[str]) -> list[str]:
-        models = list(models)
-        if not models:
-            raise UsageError("models: give at least one model name")
-        for m in models:
-            if m not in self.model_names:
-                raise UsageError(
-                    f"model {m!r}: not loaded; known models: {', '.join(self.model_names)}")
-        return models
-
-    # ----------------------------------------------------------------- prompts
-    def render(self, messages: list[dict[str, str]]) -> str:
-        """The chat-template text of ``messages`` followed by the assistant's opening."""
-        return _render(self, messages)  # type: ignore[arg-type]
-
-    def encode_prompt(self, messages: list[dict[str, str]], index: int = 0) -> list[int]:
-        """Token ids of a rendered prompt (UsageError beyond ``max_prompt_tokens``)."""
-        return _encode_prompt(self, messages, index)  # type: ignore[arg-type]
-
-    def _check_config(self, config: GenerationConfig | None, longest: int) -> GenerationConfig:
-        config = config or GenerationConfig()
-        if config.max_new_tokens > self.max_new_tokens_cap:
-            raise UsageError(f"max_new_tokens: {config.max_new_tokens} is above the cap of "
-                             f"{self.max_new_tokens_cap}")
-        limit = min((s.max_model_len for s in self.servers if s.max_model_len), default=None)
-        if limit and longest + config.max_new_tokens > limit:
-            raise UsageError(f"prompt + max_new_tokens: {longest} + {config.max_new_tokens} "
-                             f"tokens exceed the server's context of {limit}")
-        return config
+    # model_names, render, encode_prompt, the checks: evalsuite.prompt_codec.PromptCodec
 
     def _body(self, config: GenerationConfig) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -264,11 +234,9 @@ class ServerBackend:
             UsageError: an unknown model, an over-long prompt, ``max_new_tokens`` above the cap.
             ServerError: a request failed after its retries (one line naming its rows).
         """
-        models = self._check_models(models)
-        encoded = [self.encode_prompt(p, i) for i, p in enumerate(prompts)]
+        models, encoded, config = self._prepare(prompts, models, config)
         if not encoded:
             return []
-        config = self._check_config(config, max(len(e) for e in encoded))
         base_body = self._body(config)
         jobs = [(m, list(range(s, min(s + self.batch_size, len(encoded)))))
                 for m in models for s in range(0, len(encoded), self.batch_size)]
@@ -296,7 +264,7 @@ class ServerBackend:
         if not isinstance(text, str):
             raise ServerError("malformed answer: a choice without text")
         if isinstance(ids, list) and all(isinstance(t, int) for t in ids):
-            kept, n = _cut(self, list(ids))  # type: ignore[arg-type]
+            kept, n = self._cut(list(ids))
             if n == len(kept) and choice.get("finish_reason") == "stop":
                 n += 1  # stopped on an end token the server left out of token_ids
             text = self.tokenizer.decode(kept, skip_special_tokens=True)
@@ -391,7 +359,7 @@ class ServerBackend:
         if len(contexts) != len(continuations):
             raise UsageError("contexts and continuations must have the same length")
         models = self._check_models(models)
-        pairs = [_encode_pair(self, c, k, i)  # type: ignore[arg-type]
+        pairs = [self._encode_pair(c, k, i)
                  for i, (c, k) in enumerate(zip(contexts, continuations, strict=True))]
         if not pairs:
             return []
