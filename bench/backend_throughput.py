@@ -34,10 +34,13 @@ def _prompts(n: int) -> list[list[dict[str, str]]]:
     return [[m for m in r["messages"] if m["role"] != "assistant"] for r in rows[:n]]
 
 
-def _time(backend, prompts, models, config) -> tuple[float, int]:
+def _time(backend, prompts, models, config) -> tuple[float, int, list[tuple[int, ...]]]:
+    """Seconds, generated tokens and every answer's token ids of one ``generate`` call."""
     t0 = time.perf_counter()
     out = backend.generate(prompts, models, config)
-    return time.perf_counter() - t0, sum(g.n_tokens for row in out for g in row)
+    seconds = time.perf_counter() - t0
+    return (seconds, sum(g.n_tokens for row in out for g in row),
+            [g.token_ids for row in out for g in row])
 
 
 def main() -> int:
@@ -60,24 +63,30 @@ def main() -> int:
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / "backend_bench"
     logs.mkdir(parents=True, exist_ok=True)
     rows = []
+    load_start = os.getloadavg()[0]
     engine = Engine(args.base, {name: folder})
+    engine.generate(prompts[:2], models, config)  # warm-up: first-call costs off the clock
     with serve(ensure_venv(logs / "install.log"), Path(resolve_base(args.base).path),
-               {name: Path(folder)}, logs / "server.log", max_lora_rank=64,
+               {name: Path(folder)}, logs / "server.log", max_lora_rank=16,
                max_model_len=2048) as url:
         for chunk in (int(c) for c in args.chunks.split(",")):
             engine.batch_size = chunk
             server = ServerBackend(url, args.base, {name: folder}, batch_size=chunk)
             server.generate(prompts[:2], models, config)  # warm-up
-            e_s, e_tok = _time(engine, prompts, models, config)
-            s_s, s_tok = _time(server, prompts, models, config)
-            rows.append((chunk, e_s, e_tok, s_s, s_tok))
+            e_s, e_tok, e_ids = _time(engine, prompts, models, config)
+            s_s, s_tok, s_ids = _time(server, prompts, models, config)
+            same = sum(a == b for a, b in zip(e_ids, s_ids, strict=True))
+            rows.append((chunk, e_s, e_tok, s_s, s_tok, same))
     n = len(prompts) * len(models)
-    print(f"{len(prompts)} prompts x {len(models)} models, {args.max_new_tokens} new tokens, "
-          f"load average at end {os.getloadavg()[0]:.1f}")
-    print("| prompts per chunk | in-process s | in-process gen/s | vLLM s | vLLM gen/s |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
-    for chunk, e_s, _e_tok, s_s, _s_tok in rows:
-        print(f"| {chunk} | {e_s:.1f} | {n / e_s:.2f} | {s_s:.1f} | {n / s_s:.2f} |")
+    print(f"{len(prompts)} prompts x {len(models)} models ({n} answers), at most "
+          f"{args.max_new_tokens} new tokens, greedy, fp32; load average (1 min) "
+          f"{load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end")
+    print("| prompts per chunk | in-process s | in-process tok/s | vLLM s | vLLM tok/s "
+          "| vLLM speed-up (in-process s / vLLM s) | answers token-identical |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for chunk, e_s, e_tok, s_s, s_tok, same in rows:
+        print(f"| {chunk} | {e_s:.1f} | {e_tok / e_s:.1f} | {s_s:.1f} | {s_tok / s_s:.1f} "
+              f"| {e_s / s_s:.2f}x | {same}/{n} |")
     return 0
 
 
