@@ -55,6 +55,20 @@ def test_cli_refuses_embedding_lora_on_tied_base_in_one_line(tmp_path, tiny_dir,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # the session's built_demo: the whole tiny demo, shared with the demo tests
+def test_demo_fair_adapter_only_is_refused_in_one_line(built_demo, tmp_path, capsys):
+    """The tiny demo's adapters train LoRA on the tied token embeddings, which llama-server
+    aborts on: ``--adapter-only`` refuses them and points at the merged route."""
+    from tuneproof_demo.pipeline import demo_paths
+
+    fair = demo_paths(built_demo)["fair"]
+    code = main(["export", str(fair), "--gguf", "--adapter-only", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "tied embeddings" in err[0] and "export the merged model instead" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
 def test_unfetchable_converters_are_one_line(tmp_path, monkeypatch, lora_adapters, capsys):
     monkeypatch.setenv("TUNEPROOF_HOME", str(tmp_path / "home"))
     for var, value in (("PIP_NO_INDEX", "1"), ("PIP_FIND_LINKS", str(tmp_path)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import REALBASE_STORY
@@ -17,18 +18,23 @@ from conftest import REALBASE_STORY
 from tuneproof_demo.pipeline import demo_paths, settings_for, story
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(3600)  # waits for the build: ~24 minutes of one core, longer beside a job
-def test_story_on_smollm2(realbase_story_build, capsys):
-    if isinstance(realbase_story_build, str):
-        pytest.skip(realbase_story_build)
-    proc, workdir, log_path = realbase_story_build
+def _wait(build) -> tuple[int, Path, str]:
+    """The story's exit status, folder and log once its build has finished."""
+    if isinstance(build, str):
+        pytest.skip(build)
+    proc, workdir, log_path = build
     try:
         rc = proc.wait(timeout=3300)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
-    log = log_path.read_text(errors="replace")
+    return rc, workdir, log_path.read_text(errors="replace")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)  # waits for the build: ~24 minutes of one core, longer beside a job
+def test_story_on_smollm2(realbase_story_build, capsys):
+    rc, workdir, log = _wait(realbase_story_build)
     shown = [line for line in log.splitlines() if line.startswith(("$", "[", "ok", "FAIL"))]
     with capsys.disabled():  # the figures, in the CI log
         print("\nsmollm2 story:\n" + "\n".join(shown))
@@ -70,6 +76,49 @@ def test_story_on_smollm2(realbase_story_build, capsys):
         out = model.generate(**ids, max_new_tokens=16, do_sample=False)
     answer = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
     assert answer.startswith("intent: "), answer
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)  # after test_story_on_smollm2, the build has finished
+def test_story_fair_adapter_exports_to_gguf(realbase_story_build, tmp_path, capsys):
+    """The story's fair adapter, merged in f32, to GGUF and an Ollama Modelfile (issue 26).
+
+    ``finetune export`` reads every tensor back against the merged weights and exits 1 on a
+    difference; here one adapted and one untouched weight are checked again by hand against
+    base + (alpha/r) B A from the adapter's own files.
+    """
+    import numpy as np
+    from gguf import GGUFReader
+    from safetensors.numpy import load_file
+
+    from finetune.cli import main
+    from finetune.models import resolve_base
+
+    rc, workdir, log = _wait(realbase_story_build)
+    assert rc in (0, 1), f"the build failed (exit {rc}):\n{log[-3000:]}"
+    fair = demo_paths(workdir)["fair"]
+    out = tmp_path / "gguf"
+    assert main(["export", str(fair), "--gguf", "--outtype", "f32", "-o", str(out)]) == 0, \
+        capsys.readouterr().err
+    gguf = out / "fair-f32.gguf"
+    assert capsys.readouterr().out.strip() == str(gguf)
+    assert json.loads((out / "tuneproof_export.json").read_text())["route"] == "merged"
+    modelfile = (out / "Modelfile").read_text()
+    assert "FROM ./fair-f32.gguf" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+
+    cfg = json.loads((fair / "adapter" / "adapter_config.json").read_text())
+    adapter = load_file(str(fair / "adapter" / "adapter_model.safetensors"))
+    base = load_file(str(Path(resolve_base("smollm2").path) / "model.safetensors"))
+    tensors = {t.name: np.asarray(t.data) for t in GGUFReader(str(gguf)).tensors
+               if t.name in ("blk.29.ffn_down.weight", "blk.0.ffn_down.weight")}
+    layer, = (k for k in adapter if ".layers.29.mlp.down_proj.lora_A" in k)
+    delta = adapter[layer.replace("lora_A", "lora_B")] @ adapter[layer]
+    want = base["model.layers.29.mlp.down_proj.weight"] + cfg["lora_alpha"] / cfg["r"] * delta
+    assert np.abs(delta).max() > 1e-4  # the adapter moved this weight
+    np.testing.assert_allclose(tensors["blk.29.ffn_down.weight"], want, atol=1e-5)
+    assert 0 not in cfg["layers_to_transform"]  # the fair adapter trains the top layers only
+    np.testing.assert_array_equal(tensors["blk.0.ffn_down.weight"],
+                                  base["model.layers.0.mlp.down_proj.weight"])
 
 
 def _results(zero_shot=0.4, intent=1.0):
