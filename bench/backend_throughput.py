@@ -3,7 +3,12 @@
 The same held-out prompts (the demo's), the base and one adapter, greedy, both backends in
 fp32; a chunk is ``batch_size`` prompts (the engine's mixed batch; one ``/v1/completions``
 request for the server, 8 requests in flight). vLLM runs in its own venv on a free port
-(tests/vllm_server.py) with the adapter given at start.
+(tests/vllm_server.py) with the adapter given at start. Each chunk size runs the engine, then
+the server, on the same prompts, so their ratio is measured side by side; the answers are
+compared token by token.
+
+vLLM's CPU build computes on all cores but one by default; to give it both cores of a 2-core
+machine: ``VLLM_CPU_OMP_THREADS_BIND=0-1 VLLM_CPU_NUM_OF_RESERVED_CPU=0``.
 
     python bench/backend_throughput.py --base smollm2 --adapter fair=RUN_DIR --prompts 32
 """
@@ -45,6 +50,8 @@ def _time(backend, prompts, models, config) -> tuple[float, int, list[tuple[int,
 
 def main() -> int:
     """Run the comparison and print a markdown table."""
+    import torch
+
     from tests.vllm_server import ensure_venv, serve
 
     p = argparse.ArgumentParser()
@@ -81,6 +88,12 @@ def main() -> int:
     print(f"{len(prompts)} prompts x {len(models)} models ({n} answers), at most "
           f"{args.max_new_tokens} new tokens, greedy, fp32; load average (1 min) "
           f"{load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end")
+    # vLLM's CPU build binds its compute threads itself ("auto": all cores but one, which it
+    # reserves for the API server); the engine runs on torch's threads.
+    print(f"in-process: torch threads {torch.get_num_threads()}; vLLM: "
+          f"VLLM_CPU_OMP_THREADS_BIND={os.environ.get('VLLM_CPU_OMP_THREADS_BIND', 'auto')}, "
+          f"VLLM_CPU_NUM_OF_RESERVED_CPU={os.environ.get('VLLM_CPU_NUM_OF_RESERVED_CPU', '-')}"
+          f" (server log: {logs / 'server.log'}, 'OpenMP thread binding info')")
     print("| prompts per chunk | in-process s | in-process tok/s | vLLM s | vLLM tok/s "
           "| vLLM speed-up (in-process s / vLLM s) | answers token-identical |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
