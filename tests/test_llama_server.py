@@ -8,6 +8,10 @@ equal the in-process engine's with the adapter. llama.cpp returns no prompt log-
 the backend says so in one line when asked to score.
 
     TUNEPROOF_LLAMA_SERVER=1 pytest -q tests/test_llama_server.py
+
+``TUNEPROOF_LLAMA_SERVER_RUN=RUN_DIR`` exports that run on smollm2 (e.g. the demo's
+``runs/fair``) instead of a LoRA with random weights; ``TUNEPROOF_LLAMA_SERVER_BIN=PATH`` uses
+a ``llama-server`` built earlier instead of building one.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ pytestmark = pytest.mark.skipif(os.environ.get("TUNEPROOF_LLAMA_SERVER") != "1",
 def _build() -> Path:
     from finetune.llamacpp_tools import llama_cpp_dir, tools_dir
 
+    if os.environ.get("TUNEPROOF_LLAMA_SERVER_BIN"):
+        return Path(os.environ["TUNEPROOF_LLAMA_SERVER_BIN"])
     source = llama_cpp_dir()
     build = tools_dir() / "llama-build"
     server = build / "bin" / "llama-server"
@@ -46,13 +52,20 @@ def _build() -> Path:
     return server
 
 
-def test_llama_server_answers_the_merged_export_as_we_do(smollm2_run, tmp_path,  # noqa: F811
-                                                         demo_dir):
+@pytest.fixture
+def export_run(request) -> Path:
+    """The run to export: ``$TUNEPROOF_LLAMA_SERVER_RUN``, else smollm2_run (random LoRA)."""
+    given = os.environ.get("TUNEPROOF_LLAMA_SERVER_RUN")
+    return Path(given) if given else request.getfixturevalue("smollm2_run")
+
+
+def test_llama_server_answers_the_merged_export_as_we_do(export_run, tmp_path, demo_dir):
     out = tmp_path / "gguf"
-    assert main(["export", str(smollm2_run), "--gguf", "-o", str(out)]) == 0
+    assert main(["export", str(export_run), "--gguf", "-o", str(out)]) == 0
+    gguf, = out.glob("*-f32.gguf")
     port = free_port()
     log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen([str(_build()), "-m", str(out / "fair-f32.gguf"), "--host",
+    proc = subprocess.Popen([str(_build()), "-m", str(gguf), "--host",
                              "127.0.0.1", "--port", str(port), "-fa", "off", "-ctk", "f32",
                              "-ctv", "f32", "-c", "2048"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -68,8 +81,8 @@ def test_llama_server_answers_the_merged_export_as_we_do(smollm2_run, tmp_path, 
         prompts = [[m for m in r["messages"] if m["role"] != "assistant"] for r in rows]
         config = GenerationConfig(max_new_tokens=16)
         theirs = ServerBackend(url, "smollm2", concurrency=1).generate(prompts, [BASE], config)
-        engine = Engine("smollm2", {"fair": smollm2_run / "adapter"})
-        ours = engine.generate(prompts, ["fair"], config)
+        engine = Engine("smollm2", {"run": export_run / "adapter"})
+        ours = engine.generate(prompts, ["run"], config)
         assert [t[0].text for t in theirs] == [o[0].text for o in ours]
         with pytest.raises(ServerError, match="no prompt log-probabilities"):
             ServerBackend(url, "smollm2").loglikelihood(["Hi"], [" there"], [BASE])
