@@ -46,6 +46,17 @@ def percentile(draws: np.ndarray, alpha: float = 0.05) -> list[float | None]:
     return [_num(lo), _num(hi)]
 
 
+def unmoved(draws: np.ndarray) -> bool:
+    """Whether no resample moved a statistic (no finite draw, or every finite draw equal).
+
+    The percentile interval is then zero-width, which says nothing: every row of every group
+    was alike, and [0, 0] would pass a gate "with evidence" on six rows.
+    """
+    finite = np.asarray(draws, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return finite.size == 0 or bool(np.ptp(finite) == 0)
+
+
 def boot_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
     """``(n_boot, n)`` multinomial counts: how often each of ``n`` clusters is drawn."""
     rng = np.random.default_rng(seed)
@@ -171,11 +182,7 @@ def gap_interval(draws: np.ndarray, n_levels: int) -> list[float | None]:
     a bound at all (it excludes 0 even when every group is equal); the permutation p-value says
     whether the gap is real.
     """
-    finite = np.asarray(draws, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    if finite.size and np.ptp(finite) == 0:
-        # No resample moved the gap (every row of every group alike): the bootstrap has
-        # nothing to say, and [0, 0] would pass a gate "with evidence" on six rows.
+    if unmoved(draws):
         return [None, None]
     lo, hi = percentile(draws)
     if n_levels == 2 and lo is not None and hi is not None:

@@ -20,6 +20,7 @@ from evalsuite.fairness.intervals import (
     group_mean_draws,
     percentile,
     permutation_gap_p,
+    unmoved,
 )
 from evalsuite.stats import binomial_ci, is_binary
 
@@ -207,9 +208,7 @@ def outcome_metrics(
         with np.errstate(invalid="ignore", divide="ignore"):
             ratios = np.where(np.nanmax(means, axis=1) > 0,
                               np.nanmin(means, axis=1) / np.nanmax(means, axis=1), 1.0)
-        finite = ratios[np.isfinite(ratios)]
-        flat = finite.size == 0 or np.ptp(finite) == 0
-        out["demographic_parity_ratio_ci"] = (_ratio_box(rates["by_group"]) if flat
+        out["demographic_parity_ratio_ci"] = (_ratio_box(rates["by_group"]) if unmoved(ratios)
                                               else percentile(ratios))
     if true is not None:
         out["error_rates"] = errors = error_rates(y_true, y_pred, sens, n_boot=n_boot, seed=seed)
