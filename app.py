@@ -137,9 +137,10 @@ def prepare(args: argparse.Namespace, demo_options: dict[str, Any] | None = None
     pending = None
     no_demo = args.no_demo
     if getattr(args, "backend", None) and not no_demo and not len(Registry(runs)):
-        # the demo's adapters train LoRA on embed_tokens, which vLLM cannot serve
-        print(f"app: --backend implies --no-demo (vLLM cannot serve the demo's adapters); "
-              f"serving the adapters in {runs}", flush=True)
+        # The models run on the server: training the demo here would spend this machine on
+        # adapters the server was not started with (and may not be able to read).
+        print(f"app: --backend implies --no-demo (the demo trains here, the server runs the "
+              f"models); serving the adapters in {runs}", flush=True)
         no_demo = True
     if not len(Registry(runs)) and not no_demo:
         runs, evaldir = demo_dir / "runs", demo_dir / "eval"

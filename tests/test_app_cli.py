@@ -121,7 +121,7 @@ def test_no_demo_serves_the_base_alone(tmp_path):
 
 
 def test_backend_implies_no_demo(tmp_path, capsys):
-    """vLLM cannot serve the demo's adapters (LoRA on embed_tokens): none is trained."""
+    """With the models on a server, no demo is trained here."""
     args = app.parse_args(["--base", "tiny", "--runs", str(tmp_path / "none"),
                            "--backend", "http://127.0.0.1:9"])
     where = app.prepare(args)
